@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages dijk needs to build, run and test.
+# Idempotent: only missing packages are installed; uses sudo when not root.
+set -euo pipefail
+
+# Packages for building and serving.
+build_packages=(
+	build-essential meson ninja-build pkg-config
+	libevent-dev libssl-dev libsodium-dev libsqlite3-dev
+	openssl
+)
+# Packages for the test suite and the benchmarks.
+test_packages=(
+	clang libclang-rt-14-dev llvm
+	python3 python3-pytest
+	swaks libnet-ssleay-perl postfix
+)
+
+want=("${build_packages[@]}")
+if [ "${1:-}" = "--test" ]; then
+	want+=("${test_packages[@]}")
+fi
+
+missing=()
+for pkg in "${want[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$pkg")
+	fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+	sudo=(sudo -E)
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Postfix asks how it is used; the benchmark configures its own instance.
+echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

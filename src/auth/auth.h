@@ -1,0 +1,52 @@
+/* auth.h: the auth process and the client workers use to reach it.
+ *
+ * The auth process is the only one that reads credentials. Workers send it
+ * (username, password, protocol, remote address) over a Unix socket and get
+ * back an account id and the canonical address, or a refusal that never
+ * tells whether the account exists. */
+#ifndef DIJK_AUTH_H
+#define DIJK_AUTH_H
+
+#include "core/common.h"
+
+struct event_base;
+
+#define AUTH_MAX_USERNAME 320
+#define AUTH_THREADS 2
+
+/* Runs the auth process: serves connections accepted on listen_fd until
+ * SIGTERM. Returns the exit status. */
+int authd_run(const char *data_dir, int listen_fd);
+
+/* The path of the auth socket below data_dir; -1 when it does not fit. */
+int auth_socket_path(const char *data_dir, char *path_r, size_t size);
+
+enum auth_result {
+	AUTH_OK,
+	AUTH_FAILED,	  /* wrong user or password */
+	AUTH_UNAVAILABLE, /* auth process unreachable: a temporary failure */
+};
+
+struct auth_client;
+struct auth_request;
+
+typedef void auth_callback(void *context, enum auth_result result,
+			   uint64_t account_id, const char *address);
+
+/* A client that connects (and reconnects) to the auth socket lazily. */
+struct auth_client *auth_client_new(struct event_base *base,
+				    const char *socket_path);
+void auth_client_free(struct auth_client **c);
+
+/* Asks whether the password holds. cb runs later on the loop, exactly once
+ * unless the request is cancelled first. The returned handle stays valid
+ * until cb runs or auth_request_cancel is called. */
+struct auth_request *auth_check_password(struct auth_client *c,
+					 struct slice username,
+					 struct slice password,
+					 const char *protocol,
+					 const char *remote_address,
+					 auth_callback *cb, void *context);
+void auth_request_cancel(struct auth_request *r);
+
+#endif

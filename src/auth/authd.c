@@ -1,0 +1,268 @@
+/* authd.c: the auth process. Accepts worker connections on a Unix socket,
+ * checks passwords on a thread pool (Argon2id never runs on the loop), and
+ * upgrades stored hashes that are below policy. */
+#include "core/common.h"
+
+#include "auth/auth.h"
+
+#include "auth/password.h"
+#include "core/buf.h"
+#include "core/ipc.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "store/store.h"
+
+#include <signal.h>
+#include <sodium.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+struct authd {
+	struct event_base *base;
+	struct pool *pool;
+	char *data_dir;
+};
+
+struct authd_conn {
+	struct authd *d;
+	struct bufferevent *bev;
+	unsigned refs; /* the connection itself + jobs in flight */
+	bool closed;
+};
+
+struct authd_job {
+	struct authd_conn *conn;
+	uint32_t id;
+	char username[AUTH_MAX_USERNAME + 1];
+	uint8_t password[PASSWORD_MAX_LENGTH];
+	size_t password_len;
+	char protocol[16];
+	char remote[64];
+	/* result */
+	uint64_t account_id;
+	char address[STORE_MAX_ADDRESS];
+};
+
+/* Each pool thread keeps its own store handles. */
+static __thread struct store *thread_store;
+static __thread struct store_credentials *thread_credentials;
+
+static void conn_unref(struct authd_conn *c)
+{
+	DIJK_ASSERT(c->refs > 0);
+	if (--c->refs > 0)
+		return;
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	free(c);
+}
+
+static void conn_close(struct authd_conn *c)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	conn_unref(c);
+}
+
+static void job_work(void *arg)
+{
+	struct authd_job *job = arg;
+	const char *error;
+	struct slice password = slice_make(job->password, job->password_len);
+	job->account_id = 0;
+	if (thread_store == NULL)
+		thread_store = store_open(job->conn->d->data_dir, &error);
+	if (thread_credentials == NULL)
+		thread_credentials = store_credentials_open(job->conn->d->data_dir,
+							    &error);
+	if (thread_store == NULL || thread_credentials == NULL) {
+		log_error("cannot open the store: %s", error);
+		password_verify_dummy(password);
+		return;
+	}
+	uint64_t account_id = 0;
+	char *phc = NULL;
+	int found = store_user_lookup(thread_store, slice_cstr(job->username),
+				      &account_id, &error);
+	if (found > 0)
+		found = store_credentials_get_password(thread_credentials,
+						       account_id, &phc, &error);
+	if (found < 0)
+		log_error("credential lookup: %s", error);
+	if (found <= 0) {
+		password_verify_dummy(password);
+	} else if (password_verify(phc, password)) {
+		job->account_id = account_id;
+		store_user_address(thread_store, account_id, job->address,
+				   sizeof(job->address), &error);
+		if (password_needs_rehash(phc)) {
+			char upgraded[PASSWORD_PHC_MAX];
+			if (password_hash(password, upgraded) == 0 &&
+			    store_credentials_set_password(thread_credentials,
+							   account_id, upgraded,
+							   &error) == 0)
+				log_info("upgraded the password hash of %s",
+					 job->address);
+			sodium_memzero(upgraded, sizeof(upgraded));
+		}
+	}
+	if (phc != NULL) {
+		sodium_memzero(phc, strlen(phc));
+		free(phc);
+	}
+	sodium_memzero(job->password, sizeof(job->password));
+}
+
+static void job_done(void *arg)
+{
+	struct authd_job *job = arg;
+	struct authd_conn *c = job->conn;
+	log_info("%s login %s for %s from %s", job->protocol,
+		 job->account_id ? "ok" : "failed", job->username, job->remote);
+	if (!c->closed) {
+		struct buf out;
+		buf_init(&out, IPC_MAX_FRAME);
+		ipc_begin(&out, IPC_AUTH_REPLY, job->id);
+		ipc_put_u64(&out, job->account_id);
+		ipc_put_bytes(&out, slice_cstr(job->account_id ? job->address : ""));
+		if (ipc_end(&out) == 0)
+			bufferevent_write(c->bev, out.p, out.n);
+		buf_free(&out);
+	}
+	conn_unref(c);
+	free(job);
+}
+
+static int copy_field(struct slice f, char *dst, size_t size)
+{
+	if (f.n >= size || memchr(f.p, '\0', f.n) != NULL)
+		return -1;
+	memcpy(dst, f.p, f.n);
+	dst[f.n] = '\0';
+	return 0;
+}
+
+static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
+{
+	if (f->type != IPC_AUTH_PASSWORD)
+		return -1;
+	struct authd_job *job = xcalloc(1, sizeof(*job));
+	struct slice cursor = f->payload, user, pass, proto, remote;
+	if (ipc_get_bytes(&cursor, &user) != 0 ||
+	    ipc_get_bytes(&cursor, &pass) != 0 ||
+	    ipc_get_bytes(&cursor, &proto) != 0 ||
+	    ipc_get_bytes(&cursor, &remote) != 0 || cursor.n != 0 ||
+	    copy_field(user, job->username, sizeof(job->username)) != 0 ||
+	    pass.n > sizeof(job->password) ||
+	    copy_field(proto, job->protocol, sizeof(job->protocol)) != 0 ||
+	    copy_field(remote, job->remote, sizeof(job->remote)) != 0) {
+		free(job);
+		return -1;
+	}
+	memcpy(job->password, pass.p, pass.n);
+	job->password_len = pass.n;
+	job->id = f->id;
+	job->conn = c;
+	c->refs++;
+	pool_submit(c->d->pool, job_work, job_done, job);
+	return 0;
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+	struct authd_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	for (;;) {
+		size_t len = evbuffer_get_length(in);
+		if (len == 0)
+			return;
+		size_t want = len < IPC_MAX_FRAME ? len : IPC_MAX_FRAME;
+		const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)want);
+		struct ipc_frame f;
+		size_t consumed;
+		int r = ipc_parse(slice_make(p, want), &f, &consumed);
+		if (r == 0)
+			return;
+		if (r < 0 || handle_frame(c, &f) != 0) {
+			log_warning("malformed request from a worker; closing");
+			conn_close(c);
+			return;
+		}
+		/* The payload was copied into the job. */
+		evbuffer_drain(in, consumed);
+	}
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		conn_close(arg);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
+		      struct sockaddr *sa, int socklen, void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)socklen;
+	struct authd *d = arg;
+	struct authd_conn *c = xcalloc(1, sizeof(*c));
+	c->d = d;
+	c->refs = 1;
+	c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 4 * IPC_MAX_FRAME);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	event_base_loopexit(arg, NULL);
+}
+
+int auth_socket_path(const char *data_dir, char *path_r, size_t size)
+{
+	int n = snprintf(path_r, size, "%s/run/auth.sock", data_dir);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+int authd_run(const char *data_dir, int listen_fd)
+{
+	log_set_process("auth");
+	if (password_init() != 0) {
+		log_error("libsodium initialisation failed");
+		return 1;
+	}
+	struct authd d = { 0 };
+	d.data_dir = xstrdup(data_dir);
+	d.base = event_base_new();
+	d.pool = pool_new(d.base, AUTH_THREADS);
+	struct evconnlistener *l = evconnlistener_new(
+		d.base, on_accept, &d, LEV_OPT_CLOSE_ON_EXEC, -1, listen_fd);
+	if (l == NULL) {
+		log_error("cannot listen on the auth socket");
+		return 1;
+	}
+	struct event *term = evsignal_new(d.base, SIGTERM, on_signal, d.base);
+	struct event *intr = evsignal_new(d.base, SIGINT, on_signal, d.base);
+	event_add(term, NULL);
+	event_add(intr, NULL);
+	log_info("ready");
+	event_base_dispatch(d.base);
+	evconnlistener_free(l);
+	pool_free(&d.pool);
+	event_free(term);
+	event_free(intr);
+	event_base_free(d.base);
+	free(d.data_dir);
+	return 0;
+}

@@ -1,0 +1,61 @@
+/* config.h: dijk.conf, "key = value" lines.
+ *
+ * Blank lines and lines starting with '#' are ignored. An unknown key, a key
+ * given twice, or a bad value is an error naming the file, the line and the
+ * key; the server does not start on an error. */
+#ifndef DIJK_CONFIG_H
+#define DIJK_CONFIG_H
+
+#include "core/common.h"
+
+enum listener_kind {
+	LISTENER_SMTP,
+	LISTENER_SUBMISSION,
+	LISTENER_SUBMISSIONS,
+	LISTENER_IMAP,
+	LISTENER_IMAPS,
+	LISTENER_HTTP,
+	LISTENER_HTTPS,
+	LISTENER_COUNT
+};
+
+#define CONFIG_MAX_FILE_SIZE (1024 * 1024)
+#define CONFIG_MAX_LINE 4096
+#define CONFIG_DEFAULT_MAX_MESSAGE_SIZE (50u * 1024 * 1024)
+#define CONFIG_DEFAULT_MAX_RECIPIENTS 100
+#define CONFIG_DEFAULT_SMTP_TIMEOUT 300
+#define CONFIG_MAX_WORKERS 64
+
+struct config {
+	char hostname[256];
+	/* "ADDR:PORT" per listener; empty string when off. */
+	char listen[LISTENER_COUNT][128];
+	char tls_cert[1024]; /* relative to the data directory unless absolute */
+	char tls_key[1024];
+	uint64_t max_message_size;
+	unsigned max_recipients;
+	unsigned smtp_timeout_seconds;
+	unsigned workers; /* smtp worker processes; 0 means one per core */
+};
+
+/* The config key of a listener ("listen.smtp"). */
+const char *config_listener_key(enum listener_kind kind);
+
+/* Fills cfg with the defaults (every listener off, hostname of the machine). */
+void config_defaults(struct config *cfg);
+
+/* Parses text as dijk.conf on top of the values already in cfg. filename
+ * is used in errors only. On error returns -1 and sets *error_r to a message
+ * that stays valid until the next call (a static buffer). Pure: no I/O. */
+int config_parse(struct slice text, const char *filename, struct config *cfg,
+		 const char **error_r);
+
+/* Reads and parses path on top of the defaults. */
+int config_load(const char *path, struct config *cfg, const char **error_r);
+
+/* Splits "ADDR:PORT" ("[v6]:PORT" for IPv6) into host and port. Returns 0
+ * on success. host_r must hold host_size bytes. */
+int config_split_address(const char *value, char *host_r, size_t host_size,
+			 uint16_t *port_r);
+
+#endif

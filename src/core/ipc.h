@@ -1,0 +1,49 @@
+/* ipc.h: the small typed messages dijk's processes exchange.
+ *
+ * Frame: u32 length of what follows (big-endian), u8 version, u8 type,
+ * u16 zero, u32 request id, then the payload: a sequence of fields, each
+ * u16 length + bytes. Frames larger than IPC_MAX_FRAME are refused. A frame
+ * is untrusted input to its receiver and is checked like network bytes. */
+#ifndef DIJK_IPC_H
+#define DIJK_IPC_H
+
+#include "core/common.h"
+
+#include "core/buf.h"
+
+#define IPC_VERSION 1
+#define IPC_HEADER_SIZE 12
+#define IPC_MAX_FRAME (16 * 1024)
+
+enum ipc_type {
+	/* worker -> auth: username, password, protocol, remote address */
+	IPC_AUTH_PASSWORD = 1,
+	/* auth -> worker: u64 account id (0: refused), canonical address */
+	IPC_AUTH_REPLY = 2,
+	/* worker -> master -> other workers: u64 account id, mailbox name */
+	IPC_NOTIFY_MAILBOX = 3,
+};
+
+struct ipc_frame {
+	uint8_t type;
+	uint32_t id;
+	struct slice payload; /* points into the input */
+};
+
+/* Starts a frame in out (which is reset). */
+void ipc_begin(struct buf *out, enum ipc_type type, uint32_t id);
+void ipc_put_bytes(struct buf *out, struct slice field);
+void ipc_put_u64(struct buf *out, uint64_t value);
+/* Fills in the length; returns -1 when the frame is too large. */
+int ipc_end(struct buf *out);
+
+/* Parses the first frame of in. Returns 1 with *frame_r and *consumed_r,
+ * 0 when more bytes are needed, -1 on a malformed frame. */
+int ipc_parse(struct slice in, struct ipc_frame *frame_r, size_t *consumed_r);
+
+/* Take the next field off *cursor. Return -1 when it is missing or
+ * malformed. */
+int ipc_get_bytes(struct slice *cursor, struct slice *field_r);
+int ipc_get_u64(struct slice *cursor, uint64_t *value_r);
+
+#endif

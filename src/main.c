@@ -1,0 +1,446 @@
+/* main.c: the dijk command line. Admin commands work on the data
+ * directory directly and are never reachable from the network; 'serve'
+ * hands over to the master process. */
+#include "core/common.h"
+
+#include "auth/password.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/tls.h"
+#include "master.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+static const char usage_text[] =
+	"usage: dijk COMMAND [ARGS] [--data DIR]\n"
+	"\n"
+	"  init [--hostname NAME]                 create a data directory\n"
+	"  serve                                  run the mail service\n"
+	"  domain add|del DOMAIN | domain list    manage local domains\n"
+	"  user add|passwd USER@DOMAIN [--password-stdin]\n"
+	"  user del USER@DOMAIN | user list [DOMAIN]\n"
+	"  mail list USER@DOMAIN [--mailbox NAME] list stored messages\n"
+	"  mail get USER@DOMAIN UID [--mailbox NAME]\n"
+	"                                         print one message\n"
+	"  queue list                             list queued outbound mail\n"
+	"\n"
+	"--data defaults to $DIJK_DATA, then ./dijk-data.\n";
+
+static void usage(void)
+{
+	fputs(usage_text, stderr);
+	exit(2);
+}
+
+struct options {
+	const char *data_dir;
+	const char *hostname;
+	const char *mailbox;
+	bool password_stdin;
+	const char *args[4];
+	size_t arg_count;
+};
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->mailbox = "INBOX";
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--data") == 0 && i + 1 < argc) {
+			o->data_dir = argv[++i];
+		} else if (strncmp(a, "--data=", 7) == 0) {
+			o->data_dir = a + 7;
+		} else if (strcmp(a, "--hostname") == 0 && i + 1 < argc) {
+			o->hostname = argv[++i];
+		} else if (strcmp(a, "--mailbox") == 0 && i + 1 < argc) {
+			o->mailbox = argv[++i];
+		} else if (strcmp(a, "--password-stdin") == 0) {
+			o->password_stdin = true;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			fputs(usage_text, stdout);
+			exit(0);
+		} else if (a[0] == '-' && a[1] == '-') {
+			fprintf(stderr, "dijk: unknown option %s\n", a);
+			usage();
+		} else if (o->arg_count < ARRAY_SIZE(o->args)) {
+			o->args[o->arg_count++] = a;
+		} else {
+			usage();
+		}
+	}
+	if (o->data_dir == NULL)
+		o->data_dir = getenv("DIJK_DATA");
+	if (o->data_dir == NULL || o->data_dir[0] == '\0')
+		o->data_dir = "./dijk-data";
+}
+
+/* Admin commands need the rights of the data directory's owner. */
+static void check_owner(const char *data_dir)
+{
+	struct stat st;
+	if (stat(data_dir, &st) != 0)
+		dijk_fatal("%s: %s", data_dir, strerror(errno));
+	if (geteuid() != 0 && st.st_uid != geteuid())
+		dijk_fatal("%s belongs to another user; run dijk as its owner",
+			   data_dir);
+}
+
+static struct store *open_store(const char *data_dir)
+{
+	check_owner(data_dir);
+	const char *error;
+	struct store *s = store_open(data_dir, &error);
+	if (s == NULL)
+		dijk_fatal("%s", error);
+	return s;
+}
+
+static const char default_conf[] =
+	"# dijk.conf: one 'key = value' per line. See docs/configuration.md.\n"
+	"hostname = %s\n"
+	"\n"
+	"# Listeners: ADDR:PORT, or nothing to turn one off.\n"
+	"listen.smtp = 0.0.0.0:25\n"
+	"listen.submission = 0.0.0.0:587\n"
+	"listen.submissions = 0.0.0.0:465\n"
+	"listen.imap = 0.0.0.0:143\n"
+	"listen.imaps = 0.0.0.0:993\n"
+	"listen.http =\n"
+	"listen.https = 0.0.0.0:443\n"
+	"\n"
+	"tls.cert = cert.pem\n"
+	"tls.key = key.pem\n"
+	"smtp.max_message_size = 52428800\n"
+	"smtp.max_recipients = 100\n"
+	"smtp.timeout = 300\n"
+	"# Number of smtp worker processes; 0 means one per core.\n"
+	"workers = 0\n";
+
+static int cmd_init(const struct options *o)
+{
+	const char *dir = o->data_dir;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		dijk_fatal("%s: %s", dir, strerror(errno));
+	check_owner(dir);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/dijk.conf", dir);
+	if (access(path, F_OK) == 0)
+		dijk_fatal("%s exists already: %s is initialised", path, dir);
+	struct config defaults;
+	config_defaults(&defaults);
+	const char *hostname = o->hostname ? o->hostname : defaults.hostname;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (f == NULL)
+		dijk_fatal("%s: %s", path, strerror(errno));
+	fprintf(f, default_conf, hostname);
+	if (fclose(f) != 0)
+		dijk_fatal("%s: %s", path, strerror(errno));
+	/* The file must parse: a bad --hostname is caught here. */
+	struct config cfg;
+	const char *error;
+	if (config_load(path, &cfg, &error) != 0) {
+		unlink(path);
+		dijk_fatal("%s", error);
+	}
+	char cert[4096], key[4096];
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	if (tls_make_self_signed(hostname, cert, key, &error) != 0)
+		dijk_fatal("%s", error);
+	if (store_create(dir, &error) != 0)
+		dijk_fatal("%s", error);
+	printf("initialised %s for %s\n", dir, hostname);
+	return 0;
+}
+
+static void print_line(const char *text, void *context)
+{
+	(void)context;
+	printf("%s\n", text);
+}
+
+static int cmd_domain(const struct options *o)
+{
+	if (o->arg_count < 2)
+		usage();
+	struct store *s = open_store(o->data_dir);
+	const char *what = o->args[1], *error;
+	int ret;
+	if (strcmp(what, "list") == 0 && o->arg_count == 2) {
+		ret = store_domain_list(s, print_line, NULL, &error);
+	} else if (strcmp(what, "add") == 0 && o->arg_count == 3) {
+		ret = store_domain_add(s, o->args[2], &error);
+	} else if (strcmp(what, "del") == 0 && o->arg_count == 3) {
+		ret = store_domain_del(s, o->args[2], &error);
+	} else {
+		usage();
+	}
+	if (ret != 0)
+		dijk_fatal("%s", error);
+	store_close(&s);
+	return 0;
+}
+
+/* Reads one line from fd into buf (without the line end). */
+static int read_secret_line(int fd, char *buf, size_t size)
+{
+	size_t n = 0;
+	for (;;) {
+		char c;
+		ssize_t r = read(fd, &c, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || c == '\n')
+			break;
+		if (n + 1 >= size)
+			return -1;
+		buf[n++] = c;
+	}
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int prompt_secret(const char *prompt, char *buf, size_t size)
+{
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct termios old, quiet;
+	if (tcgetattr(fd, &old) != 0) {
+		close(fd);
+		return -1;
+	}
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	ssize_t w = write(fd, prompt, strlen(prompt));
+	(void)w;
+	tcsetattr(fd, TCSAFLUSH, &quiet);
+	int ret = read_secret_line(fd, buf, size);
+	tcsetattr(fd, TCSAFLUSH, &old);
+	w = write(fd, "\n", 1);
+	close(fd);
+	return ret;
+}
+
+/* Gets the new password from stdin or a prompt, never from argv. */
+static void read_password(const struct options *o,
+			  char password[PASSWORD_MAX_LENGTH + 2])
+{
+	if (o->password_stdin) {
+		if (read_secret_line(0, password, PASSWORD_MAX_LENGTH + 2) != 0)
+			dijk_fatal("password longer than %d bytes",
+				   PASSWORD_MAX_LENGTH);
+	} else {
+		char again[PASSWORD_MAX_LENGTH + 2];
+		if (prompt_secret("Password: ", password,
+				  PASSWORD_MAX_LENGTH + 2) != 0 ||
+		    prompt_secret("Again: ", again, sizeof(again)) != 0)
+			dijk_fatal("no terminal to ask for the password; use --password-stdin");
+		bool same = strcmp(password, again) == 0;
+		sodium_memzero(again, sizeof(again));
+		if (!same)
+			dijk_fatal("the passwords differ");
+	}
+	if (strlen(password) < PASSWORD_MIN_LENGTH)
+		dijk_fatal("the password must have at least %d characters",
+			   PASSWORD_MIN_LENGTH);
+}
+
+static void set_password(const struct options *o, struct store *s,
+			 uint64_t account_id)
+{
+	char password[PASSWORD_MAX_LENGTH + 2];
+	char phc[PASSWORD_PHC_MAX];
+	const char *error;
+	read_password(o, password);
+	if (password_hash(slice_cstr(password), phc) != 0)
+		dijk_fatal("password hashing failed");
+	sodium_memzero(password, sizeof(password));
+	struct store_credentials *c = store_credentials_open(o->data_dir, &error);
+	if (c == NULL)
+		dijk_fatal("%s", error);
+	if (store_credentials_set_password(c, account_id, phc, &error) != 0)
+		dijk_fatal("%s", error);
+	store_credentials_close(&c);
+	sodium_memzero(phc, sizeof(phc));
+	(void)s;
+}
+
+static void print_user(const char *address, uint64_t id, void *context)
+{
+	(void)id;
+	(void)context;
+	printf("%s\n", address);
+}
+
+static int cmd_user(const struct options *o)
+{
+	if (o->arg_count < 2)
+		usage();
+	if (password_init() != 0)
+		dijk_fatal("libsodium initialisation failed");
+	struct store *s = open_store(o->data_dir);
+	const char *what = o->args[1], *error;
+	if (strcmp(what, "list") == 0 && o->arg_count <= 3) {
+		if (store_user_list(s, o->arg_count == 3 ? o->args[2] : NULL,
+				    print_user, NULL, &error) != 0)
+			dijk_fatal("%s", error);
+	} else if (strcmp(what, "add") == 0 && o->arg_count == 3) {
+		/* Read the password first: a refused one creates nothing. */
+		char password[PASSWORD_MAX_LENGTH + 2];
+		char phc[PASSWORD_PHC_MAX];
+		read_password(o, password);
+		if (password_hash(slice_cstr(password), phc) != 0)
+			dijk_fatal("password hashing failed");
+		sodium_memzero(password, sizeof(password));
+		uint64_t id;
+		if (store_user_add(s, o->args[2], &id, &error) != 0)
+			dijk_fatal("%s", error);
+		struct store_credentials *c =
+			store_credentials_open(o->data_dir, &error);
+		if (c == NULL ||
+		    store_credentials_set_password(c, id, phc, &error) != 0) {
+			store_user_del(s, o->args[2], &error);
+			dijk_fatal("%s", error);
+		}
+		store_credentials_close(&c);
+		sodium_memzero(phc, sizeof(phc));
+	} else if (strcmp(what, "passwd") == 0 && o->arg_count == 3) {
+		uint64_t id;
+		int found = store_user_lookup(s, slice_cstr(o->args[2]), &id,
+					      &error);
+		if (found < 0)
+			dijk_fatal("%s", error);
+		if (found == 0)
+			dijk_fatal("no user %s", o->args[2]);
+		set_password(o, s, id);
+	} else if (strcmp(what, "del") == 0 && o->arg_count == 3) {
+		if (store_user_del(s, o->args[2], &error) != 0)
+			dijk_fatal("%s", error);
+	} else {
+		usage();
+	}
+	store_close(&s);
+	return 0;
+}
+
+static void print_message(const struct store_message_info *m, void *context)
+{
+	(void)context;
+	printf("%u %llu %lld\n", m->uid, (unsigned long long)m->size,
+	       (long long)m->internal_date);
+}
+
+static int cmd_mail(const struct options *o)
+{
+	if (o->arg_count < 3)
+		usage();
+	struct store *s = open_store(o->data_dir);
+	const char *what = o->args[1], *error;
+	uint64_t id;
+	int found = store_user_lookup(s, slice_cstr(o->args[2]), &id, &error);
+	if (found < 0)
+		dijk_fatal("%s", error);
+	if (found == 0)
+		dijk_fatal("no user %s", o->args[2]);
+	if (strcmp(what, "list") == 0 && o->arg_count == 3) {
+		if (store_message_list(s, id, o->mailbox, print_message, NULL,
+				       &error) != 0)
+			dijk_fatal("%s", error);
+	} else if (strcmp(what, "get") == 0 && o->arg_count == 4) {
+		char *end;
+		errno = 0;
+		unsigned long uid = strtoul(o->args[3], &end, 10);
+		if (errno != 0 || *end != '\0' || uid == 0 || uid > UINT32_MAX)
+			dijk_fatal("bad UID %s", o->args[3]);
+		uint8_t *data;
+		size_t size;
+		int r = store_message_read(s, id, o->mailbox, (uint32_t)uid,
+					   &data, &size, &error);
+		if (r < 0)
+			dijk_fatal("%s", error);
+		if (r == 0)
+			dijk_fatal("no message with UID %lu in %s", uid,
+				   o->mailbox);
+		if (fwrite(data, 1, size, stdout) != size)
+			dijk_fatal("write: %s", strerror(errno));
+		free(data);
+	} else {
+		usage();
+	}
+	store_close(&s);
+	return 0;
+}
+
+static void print_queued(const struct store_queue_info *q, void *context)
+{
+	(void)context;
+	printf("%llu <%s> %s %llu\n", (unsigned long long)q->id, q->sender,
+	       q->recipients, (unsigned long long)q->size);
+}
+
+static int cmd_queue(const struct options *o)
+{
+	if (o->arg_count != 2 || strcmp(o->args[1], "list") != 0)
+		usage();
+	struct store *s = open_store(o->data_dir);
+	const char *error;
+	if (store_queue_list(s, print_queued, NULL, &error) != 0)
+		dijk_fatal("%s", error);
+	store_close(&s);
+	return 0;
+}
+
+static int cmd_serve(const struct options *o)
+{
+	if (o->arg_count != 1)
+		usage();
+	check_owner(o->data_dir);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/dijk.conf", o->data_dir);
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	const char *error;
+	if (config_load(path, cfg, &error) != 0)
+		dijk_fatal("%s", error);
+	/* The store must exist before any child opens it. */
+	struct store *s = open_store(o->data_dir);
+	store_close(&s);
+	return master_run(o->data_dir, cfg);
+}
+
+int main(int argc, char **argv)
+{
+	/* Everything dijk creates is its owner's alone. */
+	umask(077);
+	struct options o;
+	parse_options(argc, argv, &o);
+	if (o.arg_count == 0)
+		usage();
+	const char *command = o.args[0];
+	if (strcmp(command, "serve") != 0)
+		log_set_quiet(true);
+	if (strcmp(command, "init") == 0 && o.arg_count == 1)
+		return cmd_init(&o);
+	if (strcmp(command, "serve") == 0)
+		return cmd_serve(&o);
+	if (strcmp(command, "domain") == 0)
+		return cmd_domain(&o);
+	if (strcmp(command, "user") == 0)
+		return cmd_user(&o);
+	if (strcmp(command, "mail") == 0)
+		return cmd_mail(&o);
+	if (strcmp(command, "queue") == 0)
+		return cmd_queue(&o);
+	usage();
+}

@@ -1,0 +1,681 @@
+/* mail.c: account indexes, message blobs, delivery with group commit, and
+ * reading messages back, in the SQLite backend.
+ *
+ * Durability: a batch's blobs are written under temporary names, renamed
+ * into place and made durable with one syncfs() of the store's file system;
+ * only then are the index rows that make them visible committed (WAL, full
+ * sync). A crash before the commit leaves at most an unreferenced blob,
+ * never a visible half message. */
+
+#include "core/common.h"
+
+#include "store/sqlite/internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#define BLOB_ID_LEN 32
+#define STORE_MAX_BLOB_SIZE (UINT64_C(1) << 34)
+
+static const char account_schema[] =
+	"CREATE TABLE IF NOT EXISTS mailbox ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT NOT NULL UNIQUE,"
+	" special_use TEXT,"
+	" uidvalidity INTEGER NOT NULL,"
+	" uidnext INTEGER NOT NULL,"
+	" highestmodseq INTEGER NOT NULL,"
+	" subscribed INTEGER NOT NULL DEFAULT 1);"
+	"CREATE TABLE IF NOT EXISTS message ("
+	" mailbox_id INTEGER NOT NULL REFERENCES mailbox(id),"
+	" uid INTEGER NOT NULL,"
+	" modseq INTEGER NOT NULL,"
+	" flags INTEGER NOT NULL DEFAULT 0,"
+	" keywords TEXT,"
+	" internal_date INTEGER NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" blob TEXT NOT NULL,"
+	" envelope TEXT,"
+	" bodystructure TEXT,"
+	" thread_id INTEGER,"
+	" PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS counter ("
+	" name TEXT PRIMARY KEY,"
+	" value INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO counter (name, value) VALUES ('modseq', 1);"
+	"PRAGMA user_version = 1;";
+
+static const struct {
+	const char *name;
+	const char *special_use;
+} default_mailboxes[] = {
+	{ "INBOX", NULL },	    { "Sent", "\\Sent" },
+	{ "Drafts", "\\Drafts" },   { "Trash", "\\Trash" },
+	{ "Junk", "\\Junk" },	    { "Archive", "\\Archive" },
+};
+
+static int account_path(struct store *s, uint64_t id, const char *file,
+			char *path, size_t size)
+{
+	int n = snprintf(path, size, "%s/accounts/%llu%s%s", s->data_dir,
+			 (unsigned long long)id, file ? "/" : "", file ? file : "");
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+static int account_init(struct store *s, sqlite3 *db)
+{
+	if (store_exec(s, db, "BEGIN IMMEDIATE") != 0)
+		return -1;
+	if (store_exec(s, db, account_schema) != 0)
+		goto fail;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db,
+			       "INSERT OR IGNORE INTO mailbox (name, special_use,"
+			       " uidvalidity, uidnext, highestmodseq)"
+			       " VALUES (?, ?, ?, 1, 1)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		store_db_error(s, db, "account init");
+		goto fail;
+	}
+	uint32_t uidvalidity = (uint32_t)time(NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(default_mailboxes); i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, default_mailboxes[i].name, -1,
+				  SQLITE_STATIC);
+		if (default_mailboxes[i].special_use)
+			sqlite3_bind_text(st, 2, default_mailboxes[i].special_use,
+					  -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 2);
+		sqlite3_bind_int64(st, 3, uidvalidity);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			store_db_error(s, db, "account init");
+			sqlite3_finalize(st);
+			goto fail;
+		}
+	}
+	sqlite3_finalize(st);
+	return store_exec(s, db, "COMMIT");
+fail:
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+sqlite3 *store_account_db(struct store *s, uint64_t account_id, bool create)
+{
+	struct store_account *slot = NULL;
+	for (size_t i = 0; i < STORE_ACCOUNT_CACHE; i++) {
+		struct store_account *a = &s->accounts[i];
+		if (a->db != NULL && a->id == account_id) {
+			a->last_used = ++s->use_counter;
+			return a->db;
+		}
+		if (slot == NULL || a->db == NULL ||
+		    (slot->db != NULL && a->last_used < slot->last_used))
+			slot = a;
+	}
+	char path[4096];
+	if (account_path(s, account_id, NULL, path, sizeof(path)) != 0) {
+		snprintf(s->error, sizeof(s->error), "account path too long");
+		return NULL;
+	}
+	if (create && mkdir(path, 0700) != 0 && errno != EEXIST) {
+		snprintf(s->error, sizeof(s->error), "%s: %s", path,
+			 strerror(errno));
+		return NULL;
+	}
+	account_path(s, account_id, "index.db", path, sizeof(path));
+	if (!create && access(path, F_OK) != 0) {
+		snprintf(s->error, sizeof(s->error), "account %llu has no index",
+			 (unsigned long long)account_id);
+		return NULL;
+	}
+	sqlite3 *db;
+	if (store_sqlite_open(path, &db, s->error, sizeof(s->error)) != 0)
+		return NULL;
+	if (create && account_init(s, db) != 0) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_close(slot->db);
+	slot->db = db;
+	slot->id = account_id;
+	slot->last_used = ++s->use_counter;
+	return db;
+}
+
+int store_account_remove(struct store *s, uint64_t account_id)
+{
+	for (size_t i = 0; i < STORE_ACCOUNT_CACHE; i++) {
+		if (s->accounts[i].db != NULL && s->accounts[i].id == account_id) {
+			sqlite3_close(s->accounts[i].db);
+			s->accounts[i].db = NULL;
+		}
+	}
+	char path[4096];
+	const char *files[] = { "index.db", "index.db-wal", "index.db-shm" };
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		account_path(s, account_id, files[i], path, sizeof(path));
+		if (unlink(path) != 0 && errno != ENOENT) {
+			snprintf(s->error, sizeof(s->error), "%s: %s", path,
+				 strerror(errno));
+			return -1;
+		}
+	}
+	account_path(s, account_id, NULL, path, sizeof(path));
+	if (rmdir(path) != 0 && errno != ENOENT) {
+		snprintf(s->error, sizeof(s->error), "%s: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void blob_new_id(char id[BLOB_ID_LEN + 1])
+{
+	uint8_t raw[BLOB_ID_LEN / 2];
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		dijk_panic("RAND_bytes failed");
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		id[2 * i] = hex[raw[i] >> 4];
+		id[2 * i + 1] = hex[raw[i] & 15];
+	}
+	id[BLOB_ID_LEN] = '\0';
+}
+
+static bool blob_id_valid(const char *id)
+{
+	if (strlen(id) != BLOB_ID_LEN)
+		return false;
+	for (size_t i = 0; i < BLOB_ID_LEN; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* "blobs/ab/cdef..." relative to the data directory. */
+static void blob_relative_path(const char *id, char path[64])
+{
+	snprintf(path, 64, "blobs/%.2s/%s", id, id + 2);
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Writes the bytes under a temporary name and renames them into place. Not
+ * yet durable: the caller syncs. */
+static int blob_write(struct store *s, const uint8_t *data, size_t size,
+		      char id_r[BLOB_ID_LEN + 1])
+{
+	blob_new_id(id_r);
+	char tmp[64], final[64], dir[64];
+	snprintf(tmp, sizeof(tmp), "blobs/tmp/%s", id_r);
+	blob_relative_path(id_r, final);
+	snprintf(dir, sizeof(dir), "blobs/%.2s", id_r);
+	int fd = openat(s->data_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			0600);
+	if (fd < 0)
+		return -1;
+	if (write_all(fd, data, size) != 0) {
+		int saved = errno;
+		close(fd);
+		unlinkat(s->data_fd, tmp, 0);
+		errno = saved;
+		return -1;
+	}
+	if (close(fd) != 0) {
+		unlinkat(s->data_fd, tmp, 0);
+		return -1;
+	}
+	if (mkdirat(s->data_fd, dir, 0700) != 0 && errno != EEXIST) {
+		unlinkat(s->data_fd, tmp, 0);
+		return -1;
+	}
+	if (renameat(s->data_fd, tmp, s->data_fd, final) != 0) {
+		unlinkat(s->data_fd, tmp, 0);
+		return -1;
+	}
+	return 0;
+}
+
+static void blob_remove(struct store *s, const char *id)
+{
+	char path[64];
+	blob_relative_path(id, path);
+	unlinkat(s->data_fd, path, 0);
+}
+
+struct account_job {
+	uint64_t account_id;
+	size_t delivery;
+	size_t position; /* index into the delivery's accounts and uids */
+};
+
+static int compare_jobs(const void *a, const void *b)
+{
+	const struct account_job *x = a, *y = b;
+	if (x->account_id != y->account_id)
+		return x->account_id < y->account_id ? -1 : 1;
+	if (x->delivery != y->delivery)
+		return x->delivery < y->delivery ? -1 : 1;
+	return x->position < y->position ? -1 : x->position > y->position;
+}
+
+static void fail_delivery(struct store_delivery *d, const char *why)
+{
+	if (d->result == 0) {
+		d->result = -1;
+		d->error = why;
+	}
+}
+
+/* Inserts one account's share of the batch in one transaction. */
+static int deliver_to_account(struct store *s, struct store_delivery *const *batch,
+			      char (*blob_ids)[BLOB_ID_LEN + 1],
+			      const struct account_job *jobs, size_t count)
+{
+	sqlite3 *db = store_account_db(s, jobs[0].account_id, false);
+	if (db == NULL)
+		return -1;
+	if (store_exec(s, db, "BEGIN IMMEDIATE") != 0)
+		return -1;
+	sqlite3_stmt *mailbox = NULL, *insert = NULL;
+	if (sqlite3_prepare_v2(db,
+			       "SELECT id, uidnext FROM mailbox WHERE name = 'INBOX'",
+			       -1, &mailbox, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "INSERT INTO message (mailbox_id, uid, modseq,"
+			       " internal_date, size, blob)"
+			       " VALUES (?, ?, ?, ?, ?, ?)",
+			       -1, &insert, NULL) != SQLITE_OK) {
+		store_db_error(s, db, "deliver");
+		goto fail;
+	}
+	if (sqlite3_step(mailbox) != SQLITE_ROW) {
+		store_db_error(s, db, "deliver: no INBOX");
+		goto fail;
+	}
+	sqlite3_int64 mailbox_id = sqlite3_column_int64(mailbox, 0);
+	sqlite3_int64 uidnext = sqlite3_column_int64(mailbox, 1);
+	sqlite3_int64 modseq = 0;
+	{
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(db,
+				       "SELECT value FROM counter WHERE name = 'modseq'",
+				       -1, &st, NULL) != SQLITE_OK ||
+		    sqlite3_step(st) != SQLITE_ROW) {
+			store_db_error(s, db, "deliver: modseq");
+			sqlite3_finalize(st);
+			goto fail;
+		}
+		modseq = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (uidnext + (sqlite3_int64)count > UINT32_MAX) {
+		snprintf(s->error, sizeof(s->error), "UID space exhausted");
+		goto fail;
+	}
+	for (size_t i = 0; i < count; i++) {
+		const struct store_delivery *d = batch[jobs[i].delivery];
+		sqlite3_reset(insert);
+		sqlite3_bind_int64(insert, 1, mailbox_id);
+		sqlite3_bind_int64(insert, 2, uidnext + (sqlite3_int64)i);
+		sqlite3_bind_int64(insert, 3, modseq + 1);
+		sqlite3_bind_int64(insert, 4, (sqlite3_int64)d->internal_date);
+		sqlite3_bind_int64(insert, 5, (sqlite3_int64)d->size);
+		sqlite3_bind_text(insert, 6, blob_ids[jobs[i].delivery], -1,
+				  SQLITE_STATIC);
+		if (sqlite3_step(insert) != SQLITE_DONE) {
+			store_db_error(s, db, "deliver: insert");
+			goto fail;
+		}
+	}
+	{
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(db,
+				       "UPDATE mailbox SET uidnext = ?, highestmodseq = ?"
+				       " WHERE id = ?",
+				       -1, &st, NULL) != SQLITE_OK) {
+			store_db_error(s, db, "deliver: update");
+			goto fail;
+		}
+		sqlite3_bind_int64(st, 1, uidnext + (sqlite3_int64)count);
+		sqlite3_bind_int64(st, 2, modseq + 1);
+		sqlite3_bind_int64(st, 3, mailbox_id);
+		int rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE) {
+			store_db_error(s, db, "deliver: update");
+			goto fail;
+		}
+	}
+	if (store_exec(s, db,
+		       "UPDATE counter SET value = value + 1 WHERE name = 'modseq'") != 0)
+		goto fail;
+	sqlite3_finalize(mailbox);
+	sqlite3_finalize(insert);
+	if (store_exec(s, db, "COMMIT") != 0) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct store_delivery *d = batch[jobs[i].delivery];
+		d->uids[jobs[i].position] = (uint32_t)(uidnext + (sqlite3_int64)i);
+	}
+	return 0;
+fail:
+	sqlite3_finalize(mailbox);
+	sqlite3_finalize(insert);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static int queue_batch(struct store *s, struct store_delivery *const *batch,
+		       size_t count, char (*blob_ids)[BLOB_ID_LEN + 1])
+{
+	bool any = false;
+	for (size_t i = 0; i < count; i++)
+		if (batch[i]->result == 0 && batch[i]->remote_count > 0)
+			any = true;
+	if (!any)
+		return 0;
+	if (store_exec(s, s->meta, "BEGIN IMMEDIATE") != 0)
+		return -1;
+	sqlite3_stmt *q = NULL, *r = NULL;
+	if (sqlite3_prepare_v2(s->meta,
+			       "INSERT INTO queue (sender, blob, size, created,"
+			       " next_attempt) VALUES (?, ?, ?, ?, ?)",
+			       -1, &q, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->meta,
+			       "INSERT OR IGNORE INTO queue_recipient"
+			       " (queue_id, address) VALUES (?, ?)",
+			       -1, &r, NULL) != SQLITE_OK) {
+		store_db_error(s, s->meta, "queue");
+		goto fail;
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct store_delivery *d = batch[i];
+		if (d->result != 0 || d->remote_count == 0)
+			continue;
+		sqlite3_reset(q);
+		sqlite3_bind_text(q, 1, d->sender, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, blob_ids[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 3, (sqlite3_int64)d->size);
+		sqlite3_bind_int64(q, 4, (sqlite3_int64)d->internal_date);
+		sqlite3_bind_int64(q, 5, (sqlite3_int64)d->internal_date);
+		if (sqlite3_step(q) != SQLITE_DONE) {
+			store_db_error(s, s->meta, "queue");
+			goto fail;
+		}
+		sqlite3_int64 id = sqlite3_last_insert_rowid(s->meta);
+		for (size_t k = 0; k < d->remote_count; k++) {
+			sqlite3_reset(r);
+			sqlite3_bind_int64(r, 1, id);
+			sqlite3_bind_text(r, 2, d->remote_recipients[k], -1,
+					  SQLITE_STATIC);
+			if (sqlite3_step(r) != SQLITE_DONE) {
+				store_db_error(s, s->meta, "queue");
+				goto fail;
+			}
+		}
+	}
+	sqlite3_finalize(q);
+	sqlite3_finalize(r);
+	if (store_exec(s, s->meta, "COMMIT") != 0) {
+		sqlite3_exec(s->meta, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+fail:
+	sqlite3_finalize(q);
+	sqlite3_finalize(r);
+	sqlite3_exec(s->meta, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+size_t store_deliver_batch(struct store *s, struct store_delivery *const *batch,
+			   size_t count)
+{
+	char (*blob_ids)[BLOB_ID_LEN + 1] = xcalloc(count, sizeof(*blob_ids));
+	size_t job_count = 0;
+	for (size_t i = 0; i < count; i++) {
+		batch[i]->result = 0;
+		batch[i]->error = NULL;
+		memset(batch[i]->uids, 0,
+		       batch[i]->account_count * sizeof(batch[i]->uids[0]));
+		job_count += batch[i]->account_count;
+	}
+	/* 1. Bytes into blobs. */
+	bool any_written = false;
+	for (size_t i = 0; i < count; i++) {
+		struct store_delivery *d = batch[i];
+		if (blob_write(s, d->data, d->size, blob_ids[i]) != 0) {
+			fail_delivery(d, "cannot write message file");
+			blob_ids[i][0] = '\0';
+		} else {
+			any_written = true;
+		}
+	}
+	/* 2. One flush for the whole batch: data, inodes and names. */
+	if (any_written && syncfs(s->data_fd) != 0) {
+		for (size_t i = 0; i < count; i++)
+			fail_delivery(batch[i], "cannot flush message files");
+	}
+	/* 3. Index rows, one transaction per account. */
+	struct account_job *jobs = xcalloc(job_count, sizeof(*jobs));
+	size_t n = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (batch[i]->result != 0)
+			continue;
+		for (size_t k = 0; k < batch[i]->account_count; k++) {
+			jobs[n].account_id = batch[i]->accounts[k];
+			jobs[n].delivery = i;
+			jobs[n].position = k;
+			n++;
+		}
+	}
+	qsort(jobs, n, sizeof(*jobs), compare_jobs);
+	for (size_t start = 0; start < n;) {
+		size_t end = start + 1;
+		while (end < n && jobs[end].account_id == jobs[start].account_id)
+			end++;
+		/* One message listed twice for the same account is stored
+		 * once per listing; the session removes duplicates. */
+		if (deliver_to_account(s, batch, blob_ids, jobs + start,
+				       end - start) != 0) {
+			for (size_t k = start; k < end; k++)
+				fail_delivery(batch[jobs[k].delivery],
+					      "cannot update the mailbox index");
+		}
+		start = end;
+	}
+	free(jobs);
+	/* 4. Remote recipients into the outbound queue. */
+	if (queue_batch(s, batch, count, blob_ids) != 0) {
+		for (size_t i = 0; i < count; i++)
+			if (batch[i]->remote_count > 0)
+				fail_delivery(batch[i], "cannot queue the message");
+	}
+	size_t failed = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (batch[i]->result == 0)
+			continue;
+		failed++;
+		/* A blob no committed row refers to is removed at once. */
+		bool referenced = false;
+		for (size_t k = 0; k < batch[i]->account_count; k++)
+			if (batch[i]->uids[k] != 0)
+				referenced = true;
+		if (!referenced && blob_ids[i][0] != '\0')
+			blob_remove(s, blob_ids[i]);
+	}
+	free(blob_ids);
+	return failed;
+}
+
+int store_mailbox_list(struct store *s, uint64_t account_id,
+		       void (*fn)(const struct store_mailbox_info *info,
+				  void *context),
+		       void *context, const char **error_r)
+{
+	sqlite3 *db = store_account_db(s, account_id, false);
+	if (db == NULL) {
+		*error_r = s->error;
+		return -1;
+	}
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db,
+			       "SELECT m.name, m.special_use, m.uidvalidity,"
+			       " m.uidnext, m.highestmodseq,"
+			       " (SELECT count(*) FROM message WHERE mailbox_id = m.id)"
+			       " FROM mailbox m ORDER BY m.id",
+			       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_db_error(s, db, "mailbox list");
+		return -1;
+	}
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_mailbox_info info = {
+			.name = (const char *)sqlite3_column_text(st, 0),
+			.special_use = (const char *)sqlite3_column_text(st, 1),
+			.uidvalidity = (uint32_t)sqlite3_column_int64(st, 2),
+			.uidnext = (uint32_t)sqlite3_column_int64(st, 3),
+			.highestmodseq = (uint64_t)sqlite3_column_int64(st, 4),
+			.messages = (uint64_t)sqlite3_column_int64(st, 5),
+		};
+		fn(&info, context);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = store_db_error(s, db, "mailbox list");
+		return -1;
+	}
+	return 0;
+}
+
+int store_message_list(struct store *s, uint64_t account_id,
+		       const char *mailbox,
+		       void (*fn)(const struct store_message_info *info,
+				  void *context),
+		       void *context, const char **error_r)
+{
+	sqlite3 *db = store_account_db(s, account_id, false);
+	if (db == NULL) {
+		*error_r = s->error;
+		return -1;
+	}
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db,
+			       "SELECT m.uid, m.modseq, m.size, m.internal_date"
+			       " FROM message m JOIN mailbox b ON b.id = m.mailbox_id"
+			       " WHERE b.name = ? ORDER BY m.uid",
+			       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_db_error(s, db, "message list");
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_message_info info = {
+			.uid = (uint32_t)sqlite3_column_int64(st, 0),
+			.modseq = (uint64_t)sqlite3_column_int64(st, 1),
+			.size = (uint64_t)sqlite3_column_int64(st, 2),
+			.internal_date = (time_t)sqlite3_column_int64(st, 3),
+		};
+		fn(&info, context);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = store_db_error(s, db, "message list");
+		return -1;
+	}
+	return 0;
+}
+
+int store_message_read(struct store *s, uint64_t account_id,
+		       const char *mailbox, uint32_t uid, uint8_t **data_r,
+		       size_t *size_r, const char **error_r)
+{
+	sqlite3 *db = store_account_db(s, account_id, false);
+	if (db == NULL) {
+		*error_r = s->error;
+		return -1;
+	}
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db,
+			       "SELECT m.blob, m.size FROM message m"
+			       " JOIN mailbox b ON b.id = m.mailbox_id"
+			       " WHERE b.name = ? AND m.uid = ?",
+			       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_db_error(s, db, "message read");
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uid);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		if (rc == SQLITE_DONE)
+			return 0;
+		*error_r = store_db_error(s, db, "message read");
+		return -1;
+	}
+	char id[BLOB_ID_LEN + 1];
+	snprintf(id, sizeof(id), "%s", sqlite3_column_text(st, 0));
+	uint64_t size = (uint64_t)sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	if (!blob_id_valid(id) || size > STORE_MAX_BLOB_SIZE) {
+		snprintf(s->error, sizeof(s->error), "corrupt index row for UID %u",
+			 uid);
+		*error_r = s->error;
+		return -1;
+	}
+	char path[64];
+	blob_relative_path(id, path);
+	int fd = openat(s->data_fd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(s->error, sizeof(s->error), "message file of UID %u: %s",
+			 uid, strerror(errno));
+		*error_r = s->error;
+		return -1;
+	}
+	uint8_t *data = xmalloc((size_t)size);
+	size_t got = 0;
+	while (got < size) {
+		ssize_t r = read(fd, data + got, (size_t)size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	if (got != size) {
+		free(data);
+		snprintf(s->error, sizeof(s->error),
+			 "message file of UID %u is short (%zu of %llu bytes)",
+			 uid, got, (unsigned long long)size);
+		*error_r = s->error;
+		return -1;
+	}
+	*data_r = data;
+	*size_r = (size_t)size;
+	return 1;
+}
