@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -170,6 +171,10 @@ static void close_all_listeners(struct master *m)
 
 static int run_child(struct master *m, struct child *c, int fd)
 {
+	/* Names the process for ps and for the tests ("dijk-smtp"). */
+	char name[16];
+	snprintf(name, sizeof(name), "dijk-%s", child_name(c));
+	prctl(PR_SET_NAME, name, 0, 0, 0);
 	if (c->kind == CHILD_AUTH) {
 		close_all_listeners(m);
 		close(fd);

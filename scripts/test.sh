@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Runs every test: C unit tests, fuzz targets (briefly, under ASan+UBSan),
+# the integration suite against build/dijk, then the integration suite once
+# more against an ASan+UBSan build. Ends with one line "N passed, N failed".
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh --asan     only the sanitizer build and its suite
+#   scripts/test.sh --quick    unit + integration, no fuzzing, no sanitizers
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-all}
+PYTHON=/usr/bin/python3
+passed=0
+failed=0
+results=$(mktemp)
+
+record() { # name status
+	if [ "$2" -eq 0 ]; then
+		passed=$((passed + 1))
+		echo "PASS $1" >>"$results"
+	else
+		failed=$((failed + 1))
+		echo "FAIL $1" >>"$results"
+	fi
+}
+
+# Adds the counts of a pytest run from its junit XML.
+record_pytest() { # name xml status
+	local name=$1 xml=$2 status=$3
+	if [ ! -s "$xml" ]; then
+		record "$name (no report)" 1
+		return
+	fi
+	read -r t f e s < <($PYTHON - "$xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+t = sum(int(x.get("tests", 0)) for x in suites)
+f = sum(int(x.get("failures", 0)) for x in suites)
+e = sum(int(x.get("errors", 0)) for x in suites)
+s = sum(int(x.get("skipped", 0)) for x in suites)
+print(t, f, e, s)
+PY
+)
+	local bad=$((f + e))
+	local good=$((t - bad - s))
+	passed=$((passed + good))
+	failed=$((failed + bad))
+	if [ "$t" -eq 0 ]; then
+		failed=$((failed + 1))
+		echo "FAIL $name: no tests ran" >>"$results"
+	fi
+	if [ "$status" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		failed=$((failed + 1))
+		echo "FAIL $name: pytest exited $status" >>"$results"
+	fi
+	echo "$name: $good passed, $bad failed, $s skipped" >>"$results"
+}
+
+build_normal() {
+	[ -f build/build.ninja ] || meson setup build >/dev/null || return 1
+	ninja -C build >/dev/null
+}
+
+run_unit() {
+	echo "== unit tests"
+	for t in build/test_*; do
+		[ -x "$t" ] || continue
+		"$t"
+		record "unit $(basename "$t")" $?
+	done
+}
+
+run_integration() { # label dijk-binary
+	local label=$1 bin=$2 xml
+	xml=$(mktemp --suffix=.xml)
+	echo "== integration tests ($label)"
+	DIJK_BIN=$bin $PYTHON -m pytest -q -p no:cacheprovider \
+		--junitxml="$xml" tests/integration
+	record_pytest "integration ($label)" "$xml" $?
+}
+
+run_fuzz() {
+	echo "== fuzz targets (smoke)"
+	bash scripts/fuzz.sh smoke
+	record "fuzz smoke" $?
+}
+
+run_asan() {
+	echo "== ASan+UBSan build"
+	if [ ! -f build-asan/build.ninja ]; then
+		CC=clang meson setup build-asan -Db_sanitize=address,undefined \
+			-Db_lundef=false -Dbuildtype=debug >/dev/null || return 1
+	fi
+	ninja -C build-asan >/dev/null || return 1
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	for t in build-asan/test_*; do
+		[ -x "$t" ] || continue
+		"$t"
+		record "unit (asan) $(basename "$t")" $?
+	done
+	DIJK_SANITIZED=1 run_integration "asan" "$PWD/build-asan/dijk"
+	unset ASAN_OPTIONS UBSAN_OPTIONS
+}
+
+case $mode in
+all | --all)
+	build_normal || record "build" 1
+	run_unit
+	run_integration "release" "$PWD/build/dijk"
+	run_fuzz
+	run_asan || record "asan build" 1
+	;;
+--asan)
+	run_asan || record "asan build" 1
+	;;
+--quick)
+	build_normal || record "build" 1
+	run_unit
+	run_integration "release" "$PWD/build/dijk"
+	;;
+*)
+	echo "usage: $0 [--asan|--quick]" >&2
+	exit 2
+	;;
+esac
+
+echo
+grep -v '^PASS' "$results" || true
+rm -f "$results"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
