@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Builds every libFuzzer target under fuzz/ with ASan+UBSan and runs it.
+#   scripts/fuzz.sh smoke   each target for FUZZ_SECONDS (default 15 s)
+#   scripts/fuzz.sh long    each target for FUZZ_SECONDS (default 600 s)
+# Seeds live in fuzz/corpus/NAME (in git); what a run finds grows a working
+# copy in build-fuzz/corpus/NAME. Crash reproducers go to build-fuzz/artifacts;
+# copy them into fuzz/regressions/NAME, which every run replays first.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-smoke}
+case $mode in
+smoke) seconds=${FUZZ_SECONDS:-15} ;;
+long) seconds=${FUZZ_SECONDS:-600} ;;
+*) echo "usage: $0 smoke|long" >&2; exit 2 ;;
+esac
+
+out=build-fuzz
+mkdir -p "$out/artifacts"
+CC=${FUZZ_CC:-clang}
+flags=(-g -O1 -std=c17 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined
+	-fno-sanitize-recover=all -Wall -Wextra -Werror -Wno-unused-parameter)
+
+# Each target with the sources it needs.
+declare -A sources=(
+	[smtp_command]="src/smtp/parser.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
+	[smtp_data]="src/smtp/parser.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
+	[config]="src/core/config.c src/core/util.c src/core/log.c"
+	[base64]="src/core/base64.c src/core/util.c src/core/log.c"
+	[ipc]="src/core/ipc.c src/core/buf.c src/core/util.c src/core/log.c"
+)
+
+failed=0
+for name in $(printf '%s\n' "${!sources[@]}" | sort); do
+	bin="$out/fuzz_$name"
+	# shellcheck disable=SC2086
+	if ! $CC "${flags[@]}" -o "$bin" "fuzz/fuzz_$name.c" ${sources[$name]}; then
+		echo "fuzz: cannot build $name" >&2
+		failed=$((failed + 1))
+		continue
+	fi
+	if [ -d "fuzz/regressions/$name" ] &&
+		! "$bin" -runs=0 "fuzz/regressions/$name" >/dev/null 2>&1; then
+		echo "fuzz: $name fails on a committed regression input" >&2
+		failed=$((failed + 1))
+		continue
+	fi
+	work="$out/corpus/$name"
+	mkdir -p "$work"
+	dict=()
+	[ -f "fuzz/$name.dict" ] && dict=(-dict="fuzz/$name.dict")
+	log="$out/$name.log"
+	if "$bin" "${dict[@]}" -max_total_time="$seconds" -max_len=4096 \
+		-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix="$out/artifacts/$name-" \
+		"$work" "fuzz/corpus/$name" >"$log" 2>&1; then
+		runs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
+		echo "fuzz: $name ok, $runs executions in ${seconds}s"
+	else
+		echo "fuzz: $name FAILED; see $log" >&2
+		tail -30 "$log" >&2
+		failed=$((failed + 1))
+	fi
+done
+[ "$failed" -eq 0 ]
