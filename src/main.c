@@ -33,7 +33,7 @@ static const char usage_text[] =
 	"\n"
 	"--data defaults to $DIJK_DATA, then ./dijk-data.\n";
 
-static void usage(void)
+__attribute__((noreturn)) static void usage(void)
 {
 	fputs(usage_text, stderr);
 	exit(2);
@@ -416,7 +416,9 @@ static int cmd_serve(const struct options *o)
 	/* The store must exist before any child opens it. */
 	struct store *s = open_store(o->data_dir);
 	store_close(&s);
-	return master_run(o->data_dir, cfg);
+	int status = master_run(o->data_dir, cfg);
+	free(cfg);
+	return status;
 }
 
 int main(int argc, char **argv)

@@ -12,6 +12,7 @@
 #include "core/pool.h"
 #include "store/store.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 
@@ -20,14 +21,18 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+struct authd_conn;
+
 struct authd {
 	struct event_base *base;
 	struct pool *pool;
 	char *data_dir;
+	struct authd_conn *conns;
 };
 
 struct authd_conn {
 	struct authd *d;
+	struct authd_conn *prev, *next;
 	struct bufferevent *bev;
 	unsigned refs; /* the connection itself + jobs in flight */
 	bool closed;
@@ -46,9 +51,36 @@ struct authd_job {
 	char address[STORE_MAX_ADDRESS];
 };
 
-/* Each pool thread keeps its own store handles. */
-static __thread struct store *thread_store;
-static __thread struct store_credentials *thread_credentials;
+/* Each pool thread keeps its own store handles, in a slot of its own so
+ * that the process closes them after the threads have stopped. */
+struct thread_handles {
+	struct store *store;
+	struct store_credentials *credentials;
+};
+static struct thread_handles handles[AUTH_THREADS];
+static size_t handles_used;
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread struct thread_handles *thread_handles;
+
+static struct thread_handles *my_handles(void)
+{
+	if (thread_handles == NULL) {
+		pthread_mutex_lock(&handles_lock);
+		DIJK_ASSERT(handles_used < AUTH_THREADS);
+		thread_handles = &handles[handles_used++];
+		pthread_mutex_unlock(&handles_lock);
+	}
+	return thread_handles;
+}
+
+static void close_handles(void)
+{
+	for (size_t i = 0; i < handles_used; i++) {
+		store_close(&handles[i].store);
+		store_credentials_close(&handles[i].credentials);
+	}
+	handles_used = 0;
+}
 
 static void conn_unref(struct authd_conn *c)
 {
@@ -65,6 +97,12 @@ static void conn_close(struct authd_conn *c)
 	if (c->closed)
 		return;
 	c->closed = true;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->d->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	bufferevent_free(c->bev);
 	c->bev = NULL;
 	conn_unref(c);
@@ -76,11 +114,14 @@ static void job_work(void *arg)
 	const char *error;
 	struct slice password = slice_make(job->password, job->password_len);
 	job->account_id = 0;
-	if (thread_store == NULL)
-		thread_store = store_open(job->conn->d->data_dir, &error);
-	if (thread_credentials == NULL)
-		thread_credentials = store_credentials_open(job->conn->d->data_dir,
-							    &error);
+	struct thread_handles *h = my_handles();
+	if (h->store == NULL)
+		h->store = store_open(job->conn->d->data_dir, &error);
+	if (h->credentials == NULL)
+		h->credentials = store_credentials_open(job->conn->d->data_dir,
+							&error);
+	struct store *thread_store = h->store;
+	struct store_credentials *thread_credentials = h->credentials;
 	if (thread_store == NULL || thread_credentials == NULL) {
 		log_error("cannot open the store: %s", error);
 		password_verify_dummy(password);
@@ -216,6 +257,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 	struct authd_conn *c = xcalloc(1, sizeof(*c));
 	c->d = d;
 	c->refs = 1;
+	c->next = d->conns;
+	if (d->conns)
+		d->conns->prev = c;
+	d->conns = c;
 	c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 4 * IPC_MAX_FRAME);
@@ -260,6 +305,9 @@ int authd_run(const char *data_dir, int listen_fd)
 	event_base_dispatch(d.base);
 	evconnlistener_free(l);
 	pool_free(&d.pool);
+	close_handles();
+	while (d.conns != NULL)
+		conn_close(d.conns);
 	event_free(term);
 	event_free(intr);
 	event_base_free(d.base);
