@@ -13,7 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t len = 0;
 		bool auth = slice_prefix_ci(in, "AUTH ");
 		enum smtp_line_result r = smtp_find_line(
-			in, auth ? SMTP_MAX_AUTH_LINE : SMTP_MAX_COMMAND_LINE, &len);
+			in, auth ? SMTP_MAX_AUTH_LINE : SMTP_MAX_COMMAND_LINE,
+			&len);
 		if (r != SMTP_LINE_OK)
 			break;
 		DIJK_ASSERT(len >= 2 && len <= in.n);
@@ -23,13 +24,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct slice line = slice_make(in.p, len - 2);
 		if (smtp_parse_command(line, &cmd, &reply) != SMTP_PARSE_OK) {
 			DIJK_ASSERT(reply != NULL && strlen(reply) > 4);
-		} else if (cmd.verb == SMTP_VERB_MAIL || cmd.verb == SMTP_VERB_RCPT) {
+		} else if (cmd.verb == SMTP_VERB_MAIL ||
+			   cmd.verb == SMTP_VERB_RCPT) {
 			/* Results point into the line. */
 			const struct smtp_address *a = &cmd.address;
 			if (!a->null_path) {
 				DIJK_ASSERT(a->local.p >= line.p &&
-					    a->local.p + a->local.n <= line.p + line.n);
-				DIJK_ASSERT(a->domain.p + a->domain.n <= line.p + line.n);
+					    a->local.p + a->local.n <=
+						    line.p + line.n);
+				DIJK_ASSERT(a->domain.p + a->domain.n <=
+					    line.p + line.n);
 				DIJK_ASSERT(a->local.n <= SMTP_MAX_LOCAL_PART);
 			}
 		}

@@ -21,7 +21,8 @@ static bool run(const uint8_t *data, size_t size, const uint8_t *splits,
 			piece = splits[k];
 		k++;
 		size_t consumed;
-		if (smtp_data_feed(r, slice_make(data + pos, piece), out, &consumed)) {
+		if (smtp_data_feed(r, slice_make(data + pos, piece), out,
+				   &consumed)) {
 			DIJK_ASSERT(consumed <= piece);
 			*consumed_r = pos + consumed;
 			return true;
@@ -49,24 +50,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf_init(&split_out, 4096);
 	struct smtp_data_reader whole, split;
 	size_t whole_consumed, split_consumed;
-	bool whole_done = run(data, size, NULL, 0, &whole_out, &whole, &whole_consumed);
-	bool split_done = run(data, size, splits, split_count, &split_out, &split,
-			      &split_consumed);
+	bool whole_done =
+		run(data, size, NULL, 0, &whole_out, &whole, &whole_consumed);
+	bool split_done = run(data, size, splits, split_count, &split_out,
+			      &split, &split_consumed);
 	DIJK_ASSERT(whole_done == split_done);
 	DIJK_ASSERT(whole_consumed == split_consumed);
 	DIJK_ASSERT(whole.error == split.error);
 	/* Content matters only for a message that is accepted; after an
 	 * error the reader only looks for the end. */
 	if (whole.error == SMTP_DATA_ERROR_NONE)
-		DIJK_ASSERT(whole_out.n == split_out.n &&
-			    (whole_out.n == 0 ||
-			     memcmp(whole_out.p, split_out.p, whole_out.n) == 0));
+		DIJK_ASSERT(
+			whole_out.n == split_out.n &&
+			(whole_out.n == 0 ||
+			 memcmp(whole_out.p, split_out.p, whole_out.n) == 0));
 	if (whole_done && whole.error == SMTP_DATA_ERROR_NONE) {
 		for (size_t i = 0; i < whole_out.n; i++) {
 			if (whole_out.p[i] == '\n')
-				DIJK_ASSERT(i > 0 && whole_out.p[i - 1] == '\r');
+				DIJK_ASSERT(i > 0 &&
+					    whole_out.p[i - 1] == '\r');
 			if (whole_out.p[i] == '\r')
-				DIJK_ASSERT(i + 1 < whole_out.n && whole_out.p[i + 1] == '\n');
+				DIJK_ASSERT(i + 1 < whole_out.n &&
+					    whole_out.p[i + 1] == '\n');
 		}
 	}
 	buf_free(&whole_out);

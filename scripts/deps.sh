@@ -11,7 +11,7 @@ build_packages=(
 )
 # Packages for the test suite and the benchmarks.
 test_packages=(
-	clang libclang-rt-14-dev llvm
+	clang libclang-rt-14-dev llvm clang-format cppcheck
 	python3 python3-pytest
 	swaks libnet-ssleay-perl postfix
 )

@@ -63,6 +63,12 @@ build_normal() {
 	ninja -C build >/dev/null
 }
 
+run_lint() {
+	echo "== lint (formatting, forbidden symbols)"
+	bash scripts/lint.sh --fast
+	record "lint" $?
+}
+
 run_unit() {
 	echo "== unit tests"
 	for t in build/test_*; do
@@ -108,6 +114,7 @@ run_asan() {
 case $mode in
 all | --all)
 	build_normal || record "build" 1
+	run_lint
 	run_unit
 	run_integration "release" "$PWD/build/dijk"
 	run_fuzz

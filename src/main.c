@@ -246,7 +246,8 @@ static void read_password(const struct options *o,
 		if (prompt_secret("Password: ", password,
 				  PASSWORD_MAX_LENGTH + 2) != 0 ||
 		    prompt_secret("Again: ", again, sizeof(again)) != 0)
-			dijk_fatal("no terminal to ask for the password; use --password-stdin");
+			dijk_fatal(
+				"no terminal to ask for the password; use --password-stdin");
 		bool same = strcmp(password, again) == 0;
 		sodium_memzero(again, sizeof(again));
 		if (!same)
@@ -267,7 +268,8 @@ static void set_password(const struct options *o, struct store *s,
 	if (password_hash(slice_cstr(password), phc) != 0)
 		dijk_fatal("password hashing failed");
 	sodium_memzero(password, sizeof(password));
-	struct store_credentials *c = store_credentials_open(o->data_dir, &error);
+	struct store_credentials *c =
+		store_credentials_open(o->data_dir, &error);
 	if (c == NULL)
 		dijk_fatal("%s", error);
 	if (store_credentials_set_password(c, account_id, phc, &error) != 0)

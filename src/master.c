@@ -26,20 +26,20 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#define MASTER_MAX_CHILDREN (1 + CONFIG_MAX_WORKERS)
+#define MASTER_MAX_CHILDREN    (1 + CONFIG_MAX_WORKERS)
 #define RESTART_FIRST_DELAY_MS 200
-#define RESTART_MAX_DELAY_MS 10000
+#define RESTART_MAX_DELAY_MS   10000
 /* A child that lived this long is healthy: its next restart is quick. */
 #define RESTART_HEALTHY_SECONDS 10
-#define STOP_GRACE_SECONDS 30
-#define LISTEN_BACKLOG 1024
+#define STOP_GRACE_SECONDS	30
+#define LISTEN_BACKLOG		1024
 
 enum child_kind { CHILD_AUTH, CHILD_SMTP };
 
 struct child {
 	struct master *m;
 	enum child_kind kind;
-	pid_t pid;		/* 0 when not running */
+	pid_t pid;		     /* 0 when not running */
 	struct bufferevent *channel; /* master's end */
 	int channel_fd;
 	struct timespec started;
@@ -68,21 +68,23 @@ static const char *child_name(const struct child *c)
 	return c->kind == CHILD_AUTH ? "auth" : "smtp";
 }
 
-static int bind_listener(const char *value, const char *key, const char **error_r)
+static int bind_listener(const char *value, const char *key,
+			 const char **error_r)
 {
 	static char error[512];
 	char host[128];
 	uint16_t port;
 	if (config_split_address(value, host, sizeof(host), &port) != 0) {
-		snprintf(error, sizeof(error), "%s: bad address %s", key, value);
+		snprintf(error, sizeof(error), "%s: bad address %s", key,
+			 value);
 		*error_r = error;
 		return -1;
 	}
 	char port_text[8];
 	snprintf(port_text, sizeof(port_text), "%u", port);
-	struct addrinfo hints = { .ai_family = AF_UNSPEC,
-				  .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *ai;
 	int rc = getaddrinfo(host, port_text, &hints, &ai);
 	if (rc != 0) {
@@ -97,8 +99,8 @@ static int bind_listener(const char *value, const char *key, const char **error_
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
 	    listen(fd, LISTEN_BACKLOG) != 0) {
-		snprintf(error, sizeof(error), "%s: cannot listen on %s: %s", key,
-			 value, strerror(errno));
+		snprintf(error, sizeof(error), "%s: cannot listen on %s: %s",
+			 key, value, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		freeaddrinfo(ai);
@@ -119,10 +121,12 @@ static int bind_auth_socket(struct master *m, const char **error_r)
 		*error_r = error;
 		return -1;
 	}
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	if (auth_socket_path(m->data_dir, m->auth_path, sizeof(m->auth_path)) != 0 ||
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	if (auth_socket_path(m->data_dir, m->auth_path, sizeof(m->auth_path)) !=
+		    0 ||
 	    strlen(m->auth_path) >= sizeof(sun.sun_path)) {
-		*error_r = "the data directory's path is too long for a Unix socket";
+		*error_r =
+			"the data directory's path is too long for a Unix socket";
 		return -1;
 	}
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", m->auth_path);
@@ -220,7 +224,8 @@ static void spawn(struct master *m, struct child *c)
 	c->pid = pid;
 	c->channel_fd = sv[0];
 	evutil_make_socket_nonblocking(sv[0]);
-	c->channel = bufferevent_socket_new(m->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+	c->channel =
+		bufferevent_socket_new(m->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(c->channel, channel_read, NULL, channel_event, c);
 	bufferevent_setwatermark(c->channel, EV_READ, 0, 16 * IPC_MAX_FRAME);
 	bufferevent_enable(c->channel, EV_READ | EV_WRITE);
@@ -263,8 +268,9 @@ static void channel_read(struct bufferevent *bev, void *arg)
 		if (r < 0 || f.type != IPC_NOTIFY_MAILBOX ||
 		    ipc_get_u64(&cursor, &account_id) != 0 ||
 		    ipc_get_bytes(&cursor, &mailbox) != 0 || cursor.n != 0) {
-			log_error("malformed message from %s process %ld; dropping its channel",
-				  child_name(c), (long)c->pid);
+			log_error(
+				"malformed message from %s process %ld; dropping its channel",
+				child_name(c), (long)c->pid);
 			bufferevent_free(c->channel);
 			c->channel = NULL;
 			c->channel_fd = -1;
@@ -341,8 +347,8 @@ static void child_exited(struct master *m, pid_t pid, int status)
 		c->restart_delay_ms = RESTART_MAX_DELAY_MS;
 	log_warning("%s process %ld %s; restarting in %u ms", child_name(c),
 		    (long)pid, how, c->restart_delay_ms);
-	struct timeval tv = { c->restart_delay_ms / 1000,
-			      (c->restart_delay_ms % 1000) * 1000 };
+	struct timeval tv = {c->restart_delay_ms / 1000,
+			     (c->restart_delay_ms % 1000) * 1000};
 	evtimer_add(c->restart_timer, &tv);
 }
 
@@ -376,7 +382,7 @@ static void begin_stop(struct master *m)
 		event_base_loopexit(m->base, NULL);
 		return;
 	}
-	struct timeval tv = { STOP_GRACE_SECONDS, 0 };
+	struct timeval tv = {STOP_GRACE_SECONDS, 0};
 	m->stop_timer = evtimer_new(m->base, stop_timeout, m);
 	evtimer_add(m->stop_timer, &tv);
 }
@@ -454,8 +460,8 @@ int master_run(const char *data_dir, const struct config *cfg)
 			continue;
 		}
 		m->listen_fds[i] = bind_listener(
-			cfg->listen[i], config_listener_key((enum listener_kind)i),
-			&error);
+			cfg->listen[i],
+			config_listener_key((enum listener_kind)i), &error);
 		if (m->listen_fds[i] < 0)
 			dijk_fatal("%s", error);
 		log_info("%s on %s", config_listener_key((enum listener_kind)i),

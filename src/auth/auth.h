@@ -12,7 +12,7 @@
 struct event_base;
 
 #define AUTH_MAX_USERNAME 320
-#define AUTH_THREADS 2
+#define AUTH_THREADS	  2
 
 /* Runs the auth process: serves connections accepted on listen_fd until
  * SIGTERM. Returns the exit status. */

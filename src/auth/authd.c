@@ -118,8 +118,8 @@ static void job_work(void *arg)
 	if (h->store == NULL)
 		h->store = store_open(job->conn->d->data_dir, &error);
 	if (h->credentials == NULL)
-		h->credentials = store_credentials_open(job->conn->d->data_dir,
-							&error);
+		h->credentials =
+			store_credentials_open(job->conn->d->data_dir, &error);
 	struct store *thread_store = h->store;
 	struct store_credentials *thread_credentials = h->credentials;
 	if (thread_store == NULL || thread_credentials == NULL) {
@@ -132,8 +132,8 @@ static void job_work(void *arg)
 	int found = store_user_lookup(thread_store, slice_cstr(job->username),
 				      &account_id, &error);
 	if (found > 0)
-		found = store_credentials_get_password(thread_credentials,
-						       account_id, &phc, &error);
+		found = store_credentials_get_password(
+			thread_credentials, account_id, &phc, &error);
 	if (found < 0)
 		log_error("credential lookup: %s", error);
 	if (found <= 0) {
@@ -171,7 +171,8 @@ static void job_done(void *arg)
 		buf_init(&out, IPC_MAX_FRAME);
 		ipc_begin(&out, IPC_AUTH_REPLY, job->id);
 		ipc_put_u64(&out, job->account_id);
-		ipc_put_bytes(&out, slice_cstr(job->account_id ? job->address : ""));
+		ipc_put_bytes(&out,
+			      slice_cstr(job->account_id ? job->address : ""));
 		if (ipc_end(&out) == 0)
 			bufferevent_write(c->bev, out.p, out.n);
 		buf_free(&out);
@@ -287,7 +288,7 @@ int authd_run(const char *data_dir, int listen_fd)
 		log_error("libsodium initialisation failed");
 		return 1;
 	}
-	struct authd d = { 0 };
+	struct authd d = {0};
 	d.data_dir = xstrdup(data_dir);
 	d.base = event_base_new();
 	d.pool = pool_new(d.base, AUTH_THREADS);

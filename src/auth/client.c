@@ -102,8 +102,9 @@ static void client_read(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, consumed);
 		for (struct auth_request *q = c->requests; q; q = q->next) {
 			if (q->id == id) {
-				request_finish(q, account_id ? AUTH_OK : AUTH_FAILED,
-					       account_id, addr);
+				request_finish(
+					q, account_id ? AUTH_OK : AUTH_FAILED,
+					account_id, addr);
 				break;
 			}
 		}
@@ -129,11 +130,12 @@ static int client_connect(struct auth_client *c)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", c->socket_path);
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 &&
 	    errno != EINPROGRESS) {
-		log_warning("cannot reach the auth process: %s", strerror(errno));
+		log_warning("cannot reach the auth process: %s",
+			    strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -209,8 +211,9 @@ struct auth_request *auth_check_password(struct auth_client *c,
 	memset(out.p, 0, out.n);
 	buf_free(&out);
 	/* The callback never runs before this function returns. */
-	struct timeval tv = { sent ? AUTH_REQUEST_TIMEOUT_SECONDS : 0, 0 };
-	r->timeout = evtimer_new(c->base, sent ? request_timeout : fail_soon, r);
+	struct timeval tv = {sent ? AUTH_REQUEST_TIMEOUT_SECONDS : 0, 0};
+	r->timeout =
+		evtimer_new(c->base, sent ? request_timeout : fail_soon, r);
 	evtimer_add(r->timeout, &tv);
 	return r;
 }

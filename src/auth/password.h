@@ -9,11 +9,11 @@
 
 #include "core/common.h"
 
-#define PASSWORD_MAX_LENGTH 1024
-#define PASSWORD_MIN_LENGTH 8
-#define PASSWORD_PHC_MAX 128
+#define PASSWORD_MAX_LENGTH   1024
+#define PASSWORD_MIN_LENGTH   8
+#define PASSWORD_PHC_MAX      128
 #define PASSWORD_MEMLIMIT_KIB 19456
-#define PASSWORD_OPSLIMIT 2
+#define PASSWORD_OPSLIMIT     2
 
 /* Initialises libsodium; call once per process before any other call. */
 int password_init(void);

@@ -23,7 +23,7 @@ struct slice {
 
 static inline struct slice slice_make(const void *p, size_t n)
 {
-	struct slice s = { (const uint8_t *)p, n };
+	struct slice s = {(const uint8_t *)p, n};
 	return s;
 }
 
@@ -44,11 +44,11 @@ void dijk_panic(const char *fmt, ...)
 void dijk_fatal(const char *fmt, ...)
 	__attribute__((noreturn, format(printf, 1, 2)));
 
-#define DIJK_ASSERT(expr)                                                   \
-	do {                                                                \
-		if (!(expr))                                                \
-			dijk_panic("assertion failed at %s:%d: %s",         \
-				   __FILE__, __LINE__, #expr);              \
+#define DIJK_ASSERT(expr)                                                     \
+	do {                                                                  \
+		if (!(expr))                                                  \
+			dijk_panic("assertion failed at %s:%d: %s", __FILE__, \
+				   __LINE__, #expr);                          \
 	} while (0)
 
 /* malloc that panics on exhaustion: callers never see NULL. */

@@ -56,7 +56,8 @@ int config_split_address(const char *value, char *host_r, size_t host_size,
 		colon = close + 1;
 	} else {
 		colon = strrchr(value, ':');
-		if (colon == NULL || memchr(value, ':', (size_t)(colon - value)))
+		if (colon == NULL ||
+		    memchr(value, ':', (size_t)(colon - value)))
 			return -1;
 		host_len = (size_t)(colon - value);
 	}
@@ -140,7 +141,8 @@ static const char *config_apply(struct config *cfg, const char *key,
 		if (!valid_hostname(value))
 			return "expected a host name (letters, digits, '.', '-')";
 		snprintf(cfg->hostname, sizeof(cfg->hostname), "%s", value);
-	} else if (strcmp(key, "tls.cert") == 0 || strcmp(key, "tls.key") == 0) {
+	} else if (strcmp(key, "tls.cert") == 0 ||
+		   strcmp(key, "tls.key") == 0) {
 		char *dst = key[4] == 'c' ? cfg->tls_cert : cfg->tls_key;
 		if (*value == '\0' || strlen(value) >= sizeof(cfg->tls_cert))
 			return "expected a file name";
@@ -228,8 +230,8 @@ int config_parse(struct slice text, const char *filename, struct config *cfg,
 		while (i < len && (line[i] == ' ' || line[i] == '\t'))
 			i++;
 		size_t value_end = len;
-		while (value_end > i &&
-		       (line[value_end - 1] == ' ' || line[value_end - 1] == '\t'))
+		while (value_end > i && (line[value_end - 1] == ' ' ||
+					 line[value_end - 1] == '\t'))
 			value_end--;
 		char value[CONFIG_MAX_LINE + 1];
 		size_t value_len = value_end - i;
@@ -261,7 +263,8 @@ int config_parse(struct slice text, const char *filename, struct config *cfg,
 			return -1;
 		}
 		if (seen_count < ARRAY_SIZE(seen))
-			snprintf(seen[seen_count++], sizeof(seen[0]), "%s", key);
+			snprintf(seen[seen_count++], sizeof(seen[0]), "%s",
+				 key);
 	}
 	return 0;
 }

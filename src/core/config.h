@@ -19,18 +19,19 @@ enum listener_kind {
 	LISTENER_COUNT
 };
 
-#define CONFIG_MAX_FILE_SIZE (1024 * 1024)
-#define CONFIG_MAX_LINE 4096
+#define CONFIG_MAX_FILE_SIZE		(1024 * 1024)
+#define CONFIG_MAX_LINE			4096
 #define CONFIG_DEFAULT_MAX_MESSAGE_SIZE (50u * 1024 * 1024)
-#define CONFIG_DEFAULT_MAX_RECIPIENTS 100
-#define CONFIG_DEFAULT_SMTP_TIMEOUT 300
-#define CONFIG_MAX_WORKERS 64
+#define CONFIG_DEFAULT_MAX_RECIPIENTS	100
+#define CONFIG_DEFAULT_SMTP_TIMEOUT	300
+#define CONFIG_MAX_WORKERS		64
 
 struct config {
 	char hostname[256];
 	/* "ADDR:PORT" per listener; empty string when off. */
 	char listen[LISTENER_COUNT][128];
-	char tls_cert[1024]; /* relative to the data directory unless absolute */
+	char tls_cert
+		[1024]; /* relative to the data directory unless absolute */
 	char tls_key[1024];
 	uint64_t max_message_size;
 	unsigned max_recipients;

@@ -19,7 +19,7 @@ static uint32_t get_be32(const uint8_t *p)
 
 void ipc_begin(struct buf *out, enum ipc_type type, uint32_t id)
 {
-	uint8_t header[IPC_HEADER_SIZE] = { 0 };
+	uint8_t header[IPC_HEADER_SIZE] = {0};
 	header[4] = IPC_VERSION;
 	header[5] = (uint8_t)type;
 	put_be32(header + 8, id);
@@ -33,7 +33,7 @@ void ipc_put_bytes(struct buf *out, struct slice field)
 		out->overflowed = true;
 		return;
 	}
-	uint8_t len[2] = { (uint8_t)(field.n >> 8), (uint8_t)field.n };
+	uint8_t len[2] = {(uint8_t)(field.n >> 8), (uint8_t)field.n};
 	buf_append(out, len, 2);
 	buf_append_slice(out, field);
 }
@@ -67,8 +67,8 @@ int ipc_parse(struct slice in, struct ipc_frame *frame_r, size_t *consumed_r)
 		return -1;
 	frame_r->type = in.p[5];
 	frame_r->id = get_be32(in.p + 8);
-	frame_r->payload = slice_make(in.p + IPC_HEADER_SIZE,
-				      len + 4 - IPC_HEADER_SIZE);
+	frame_r->payload =
+		slice_make(in.p + IPC_HEADER_SIZE, len + 4 - IPC_HEADER_SIZE);
 	*consumed_r = len + 4;
 	return 1;
 }

@@ -11,9 +11,9 @@
 
 #include "core/buf.h"
 
-#define IPC_VERSION 1
+#define IPC_VERSION	1
 #define IPC_HEADER_SIZE 12
-#define IPC_MAX_FRAME (16 * 1024)
+#define IPC_MAX_FRAME	(16 * 1024)
 
 enum ipc_type {
 	/* worker -> auth: username, password, protocol, remote address */

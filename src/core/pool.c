@@ -73,7 +73,8 @@ static void *pool_thread(void *arg)
 		pthread_mutex_lock(&p->lock);
 		list_push(&p->finished, j);
 		uint64_t one = 1;
-		if (write(p->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		if (write(p->event_fd, &one, sizeof(one)) < 0 &&
+		    errno != EAGAIN)
 			dijk_panic("pool: eventfd write: %s", strerror(errno));
 	}
 	pthread_mutex_unlock(&p->lock);

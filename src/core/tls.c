@@ -108,8 +108,8 @@ int tls_make_self_signed(const char *hostname, const char *cert_path,
 	X509V3_CTX v3;
 	X509V3_set_ctx_nodb(&v3);
 	X509V3_set_ctx(&v3, cert, cert, NULL, NULL, 0);
-	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3,
-						  NID_subject_alt_name, san);
+	X509_EXTENSION *ext =
+		X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
 	if (ext == NULL || X509_add_ext(cert, ext, -1) != 1) {
 		X509_EXTENSION_free(ext);
 		*error_r = openssl_error("certificate name");

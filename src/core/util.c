@@ -8,13 +8,15 @@
 bool slice_eq_ci(struct slice s, const char *cstr)
 {
 	size_t n = strlen(cstr);
-	return s.n == n && (n == 0 || strncasecmp((const char *)s.p, cstr, n) == 0);
+	return s.n == n &&
+	       (n == 0 || strncasecmp((const char *)s.p, cstr, n) == 0);
 }
 
 bool slice_prefix_ci(struct slice s, const char *cstr)
 {
 	size_t n = strlen(cstr);
-	return s.n >= n && (n == 0 || strncasecmp((const char *)s.p, cstr, n) == 0);
+	return s.n >= n &&
+	       (n == 0 || strncasecmp((const char *)s.p, cstr, n) == 0);
 }
 
 void *xmalloc(size_t n)
@@ -29,7 +31,8 @@ void *xcalloc(size_t count, size_t n)
 {
 	void *p = calloc(count == 0 ? 1 : count, n == 0 ? 1 : n);
 	if (p == NULL)
-		dijk_panic("out of memory allocating %zu x %zu bytes", count, n);
+		dijk_panic("out of memory allocating %zu x %zu bytes", count,
+			   n);
 	return p;
 }
 

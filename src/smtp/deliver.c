@@ -155,7 +155,8 @@ struct delivery_job *deliverer_submit(struct deliverer *d, uint8_t *data,
 	job->data = data;
 	job->accounts = xcalloc(account_count, sizeof(uint64_t));
 	if (account_count > 0)
-		memcpy(job->accounts, accounts, account_count * sizeof(uint64_t));
+		memcpy(job->accounts, accounts,
+		       account_count * sizeof(uint64_t));
 	job->uids = xcalloc(account_count, sizeof(uint32_t));
 	job->sender = xstrdup(sender);
 	job->remote = xcalloc(remote_count, sizeof(char *));

@@ -6,8 +6,7 @@
 
 #include "core/utf8.h"
 
-enum smtp_line_result smtp_find_line(struct slice in, size_t max,
-				     size_t *len_r)
+enum smtp_line_result smtp_find_line(struct slice in, size_t max, size_t *len_r)
 {
 	size_t limit = in.n < max ? in.n : max;
 	for (size_t i = 0; i < limit; i++) {
@@ -39,7 +38,8 @@ static bool is_alnum(uint8_t c)
  * real address needs and which only ever appear in attacks. */
 static bool is_local_char(uint8_t c)
 {
-	return is_alnum(c) || c >= 0x80 || strchr("!#$&'*+-/=?^_{}~", c) != NULL;
+	return is_alnum(c) || c >= 0x80 ||
+	       strchr("!#$&'*+-/=?^_{}~", c) != NULL;
 }
 
 static bool valid_dot_string(struct slice s)
@@ -331,13 +331,13 @@ static const struct {
 	const char *name;
 	enum smtp_verb verb;
 } verbs[] = {
-	{ "HELO", SMTP_VERB_HELO }, { "EHLO", SMTP_VERB_EHLO },
-	{ "MAIL", SMTP_VERB_MAIL }, { "RCPT", SMTP_VERB_RCPT },
-	{ "DATA", SMTP_VERB_DATA }, { "BDAT", SMTP_VERB_BDAT },
-	{ "RSET", SMTP_VERB_RSET }, { "NOOP", SMTP_VERB_NOOP },
-	{ "QUIT", SMTP_VERB_QUIT }, { "HELP", SMTP_VERB_HELP },
-	{ "VRFY", SMTP_VERB_VRFY }, { "EXPN", SMTP_VERB_EXPN },
-	{ "STARTTLS", SMTP_VERB_STARTTLS }, { "AUTH", SMTP_VERB_AUTH },
+	{"HELO", SMTP_VERB_HELO},	  {"EHLO", SMTP_VERB_EHLO},
+	{"MAIL", SMTP_VERB_MAIL},	  {"RCPT", SMTP_VERB_RCPT},
+	{"DATA", SMTP_VERB_DATA},	  {"BDAT", SMTP_VERB_BDAT},
+	{"RSET", SMTP_VERB_RSET},	  {"NOOP", SMTP_VERB_NOOP},
+	{"QUIT", SMTP_VERB_QUIT},	  {"HELP", SMTP_VERB_HELP},
+	{"VRFY", SMTP_VERB_VRFY},	  {"EXPN", SMTP_VERB_EXPN},
+	{"STARTTLS", SMTP_VERB_STARTTLS}, {"AUTH", SMTP_VERB_AUTH},
 };
 
 enum smtp_parse_result smtp_parse_command(struct slice line,
@@ -346,7 +346,8 @@ enum smtp_parse_result smtp_parse_command(struct slice line,
 {
 	memset(cmd, 0, sizeof(*cmd));
 	for (size_t i = 0; i < line.n; i++) {
-		if (line.p[i] == '\0' || line.p[i] == '\r' || line.p[i] == '\n') {
+		if (line.p[i] == '\0' || line.p[i] == '\r' ||
+		    line.p[i] == '\n') {
 			*reply_r = "500 5.5.2 Control character in command";
 			return SMTP_PARSE_UNKNOWN;
 		}
@@ -406,7 +407,8 @@ enum smtp_parse_result smtp_parse_command(struct slice line,
 	case SMTP_VERB_VRFY:
 	case SMTP_VERB_EXPN:
 		cmd->arg = args;
-		if ((cmd->verb == SMTP_VERB_VRFY || cmd->verb == SMTP_VERB_EXPN) &&
+		if ((cmd->verb == SMTP_VERB_VRFY ||
+		     cmd->verb == SMTP_VERB_EXPN) &&
 		    args.n == 0) {
 			*reply_r = "501 5.5.4 Argument required";
 			return SMTP_PARSE_SYNTAX;
@@ -430,7 +432,8 @@ enum smtp_parse_result smtp_parse_command(struct slice line,
 		struct slice mech = next_word(&rest);
 		struct slice initial = next_word(&rest);
 		if (!printable_word(mech) || !only_spaces(rest)) {
-			*reply_r = "501 5.5.4 Syntax: AUTH mechanism [initial-response]";
+			*reply_r =
+				"501 5.5.4 Syntax: AUTH mechanism [initial-response]";
 			return SMTP_PARSE_SYNTAX;
 		}
 		cmd->arg = mech;
@@ -517,7 +520,9 @@ bool smtp_data_feed(struct smtp_data_reader *r, struct slice in,
 			if (run > 0) {
 				r->line_len += run;
 				if (r->line_len > SMTP_MAX_TEXT_LINE)
-					data_error(r, SMTP_DATA_ERROR_LINE_TOO_LONG);
+					data_error(
+						r,
+						SMTP_DATA_ERROR_LINE_TOO_LONG);
 				data_emit(r, out, in.p + start, run);
 				continue;
 			}

@@ -17,13 +17,13 @@
  * with its user name in base64. */
 #define SMTP_MAX_AUTH_LINE 2048
 /* RFC 5321 4.5.3.1.6: text line of at most 998 octets plus CRLF. */
-#define SMTP_MAX_TEXT_LINE 998
+#define SMTP_MAX_TEXT_LINE  998
 #define SMTP_MAX_LOCAL_PART 64
-#define SMTP_MAX_DOMAIN 255
-#define SMTP_MAX_PATH 256
+#define SMTP_MAX_DOMAIN	    255
+#define SMTP_MAX_PATH	    256
 
 enum smtp_line_result {
-	SMTP_LINE_OK,	    /* a whole line; *len_r includes the CRLF */
+	SMTP_LINE_OK, /* a whole line; *len_r includes the CRLF */
 	SMTP_LINE_NEED_MORE,
 	SMTP_LINE_TOO_LONG, /* no CRLF within max octets */
 	SMTP_LINE_BARE,	    /* a bare CR or LF */

@@ -67,7 +67,7 @@ static void begin_shutdown(struct smtp_server *server,
 	smtp_sessions_shutdown(server);
 	if (server->sessions == NULL)
 		event_base_loopexit(server->base, NULL);
-	struct timeval grace = { SMTP_SHUTDOWN_GRACE_SECONDS, 0 };
+	struct timeval grace = {SMTP_SHUTDOWN_GRACE_SECONDS, 0};
 	event_base_loopexit(server->base, &grace);
 }
 
@@ -101,7 +101,8 @@ static void master_event(struct bufferevent *bev, short what, void *arg)
 		log_warning("lost the master process; shutting down");
 		bufferevent_free(w->server.master);
 		w->server.master = NULL;
-		begin_shutdown(&w->server, w->listeners, ARRAY_SIZE(w->listeners));
+		begin_shutdown(&w->server, w->listeners,
+			       ARRAY_SIZE(w->listeners));
 	}
 }
 
@@ -121,8 +122,8 @@ int smtp_worker_run(const struct smtp_worker_params *p)
 		log_error("%s", error);
 		return 1;
 	}
-	server->deliverer = deliverer_new(server->base, p->data_dir, notify_master,
-					  server, &error);
+	server->deliverer = deliverer_new(server->base, p->data_dir,
+					  notify_master, server, &error);
 	if (server->deliverer == NULL) {
 		log_error("%s", error);
 		return 1;
@@ -134,14 +135,15 @@ int smtp_worker_run(const struct smtp_worker_params *p)
 	}
 	server->auth = auth_client_new(server->base, auth_path);
 	if (p->master_fd >= 0) {
-		server->master = bufferevent_socket_new(server->base, p->master_fd,
-							BEV_OPT_CLOSE_ON_FREE);
-		bufferevent_setcb(server->master, master_read, NULL, master_event, w);
+		server->master = bufferevent_socket_new(
+			server->base, p->master_fd, BEV_OPT_CLOSE_ON_FREE);
+		bufferevent_setcb(server->master, master_read, NULL,
+				  master_event, w);
 		bufferevent_enable(server->master, EV_READ | EV_WRITE);
 	}
-	const int fds[3] = { p->mx_fd, p->submission_fd, p->submissions_fd };
-	const enum smtp_port ports[3] = { SMTP_PORT_MX, SMTP_PORT_SUBMISSION,
-					  SMTP_PORT_SUBMISSIONS };
+	const int fds[3] = {p->mx_fd, p->submission_fd, p->submissions_fd};
+	const enum smtp_port ports[3] = {SMTP_PORT_MX, SMTP_PORT_SUBMISSION,
+					 SMTP_PORT_SUBMISSIONS};
 	for (size_t i = 0; i < 3; i++) {
 		w->listeners[i].server = server;
 		w->listeners[i].port = ports[i];

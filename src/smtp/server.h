@@ -36,8 +36,8 @@ struct smtp_server {
 };
 
 /* Starts a session on an accepted socket; takes ownership of fd. */
-void smtp_session_start(struct smtp_server *server, enum smtp_port port,
-			int fd, const struct sockaddr *sa, socklen_t salen);
+void smtp_session_start(struct smtp_server *server, enum smtp_port port, int fd,
+			const struct sockaddr *sa, socklen_t salen);
 /* Ends every session that is not waiting for a delivery, with a 421. */
 void smtp_sessions_shutdown(struct smtp_server *server);
 

@@ -39,16 +39,16 @@
 #define SMTP_MAX_BUFFERED_INPUT (256 * 1024)
 /* Output waiting for a slow reader, before command processing pauses. */
 #define SMTP_MAX_PENDING_OUTPUT (64 * 1024)
-#define SMTP_RECEIVED_MAX 1024
-#define SMTP_MAX_HELO 255
+#define SMTP_RECEIVED_MAX	1024
+#define SMTP_MAX_HELO		255
 
 enum session_state {
 	STATE_COMMAND,
 	STATE_AUTH_LINE, /* waiting for a SASL response line */
 	STATE_DATA,
 	STATE_BDAT,
-	STATE_WAIT,	 /* waiting for auth, a delivery, or STARTTLS */
-	STATE_CLOSING,	 /* last reply going out */
+	STATE_WAIT,    /* waiting for auth, a delivery, or STARTTLS */
+	STATE_CLOSING, /* last reply going out */
 };
 
 enum auth_mechanism { MECH_PLAIN, MECH_LOGIN };
@@ -211,7 +211,8 @@ static bool auth_allowed(const struct smtp_session *s)
 
 static bool starttls_offered(const struct smtp_session *s)
 {
-	return !s->tls && s->server->tls != NULL && s->port != SMTP_PORT_SUBMISSIONS;
+	return !s->tls && s->server->tls != NULL &&
+	       s->port != SMTP_PORT_SUBMISSIONS;
 }
 
 static void cmd_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
@@ -281,10 +282,11 @@ static void start_tls(struct smtp_session *s)
 	s->helo_done = false;
 	s->helo[0] = '\0';
 	transaction_reset(s);
-	struct timeval tv = { s->server->config->smtp_timeout_seconds, 0 };
+	struct timeval tv = {s->server->config->smtp_timeout_seconds, 0};
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_MAX_BUFFERED_INPUT);
-	bufferevent_setcb(s->bev, session_read, session_write, session_event, s);
+	bufferevent_setcb(s->bev, session_read, session_write, session_event,
+			  s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	s->state = STATE_COMMAND;
 }
@@ -304,7 +306,8 @@ static void auth_done(void *context, enum auth_result result,
 		reply(s, "235 2.7.0 Authentication successful");
 		break;
 	case AUTH_FAILED:
-		protocol_error(s, "535 5.7.8 Authentication credentials invalid");
+		protocol_error(s,
+			       "535 5.7.8 Authentication credentials invalid");
 		break;
 	case AUTH_UNAVAILABLE:
 		reply(s, "454 4.7.0 Temporary authentication failure");
@@ -318,12 +321,14 @@ static void auth_check(struct smtp_session *s, struct slice username,
 {
 	if (username.n == 0 || username.n > AUTH_MAX_USERNAME ||
 	    password.n > PASSWORD_MAX_LENGTH) {
-		protocol_error(s, "535 5.7.8 Authentication credentials invalid");
+		protocol_error(s,
+			       "535 5.7.8 Authentication credentials invalid");
 		return;
 	}
 	s->state = STATE_WAIT;
-	s->auth_request = auth_check_password(s->server->auth, username, password,
-					      "smtp", s->remote, auth_done, s);
+	s->auth_request =
+		auth_check_password(s->server->auth, username, password, "smtp",
+				    s->remote, auth_done, s);
 }
 
 /* Decodes one SASL response; returns its length or -1. */
@@ -355,13 +360,15 @@ static void auth_plain(struct smtp_session *s, struct slice response)
 		return;
 	}
 	struct slice authzid = slice_make(decoded, (size_t)(first - decoded));
-	struct slice authcid = slice_make(first + 1, (size_t)(second - first - 1));
-	struct slice password = slice_make(second + 1,
-					   (size_t)(decoded + n - second - 1));
+	struct slice authcid =
+		slice_make(first + 1, (size_t)(second - first - 1));
+	struct slice password =
+		slice_make(second + 1, (size_t)(decoded + n - second - 1));
 	if (authzid.n > 0 && (authzid.n != authcid.n ||
 			      memcmp(authzid.p, authcid.p, authzid.n) != 0)) {
 		sodium_memzero(decoded, sizeof(decoded));
-		protocol_error(s, "535 5.7.8 Authentication credentials invalid");
+		protocol_error(s,
+			       "535 5.7.8 Authentication credentials invalid");
 		return;
 	}
 	auth_check(s, authcid, password);
@@ -378,7 +385,9 @@ static void auth_login_step(struct smtp_session *s, struct slice response)
 	}
 	if (!s->auth_have_username) {
 		if ((size_t)n > AUTH_MAX_USERNAME) {
-			protocol_error(s, "535 5.7.8 Authentication credentials invalid");
+			protocol_error(
+				s,
+				"535 5.7.8 Authentication credentials invalid");
 			return;
 		}
 		memcpy(s->auth_username, decoded, (size_t)n);
@@ -402,7 +411,8 @@ static void cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
 		return;
 	}
 	if (!auth_allowed(s)) {
-		protocol_error(s, "530 5.7.0 Must issue a STARTTLS command first");
+		protocol_error(s,
+			       "530 5.7.0 Must issue a STARTTLS command first");
 		return;
 	}
 	if (!s->helo_done) {
@@ -414,7 +424,8 @@ static void cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
 		return;
 	}
 	if (s->has_mail) {
-		protocol_error(s, "503 5.5.1 AUTH not allowed during a transaction");
+		protocol_error(
+			s, "503 5.5.1 AUTH not allowed during a transaction");
 		return;
 	}
 	if (slice_eq_ci(cmd->arg, "PLAIN")) {
@@ -489,13 +500,16 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		return;
 	}
 	if (cmd->address.utf8 && !cmd->smtputf8) {
-		protocol_error(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+		protocol_error(s,
+			       "553 5.6.7 Non-ASCII address requires SMTPUTF8");
 		return;
 	}
 	char from[SMTP_MAX_PATH + 1];
 	address_text(&cmd->address, from, sizeof(from));
 	if (s->port != SMTP_PORT_MX && strcasecmp(from, s->user) != 0) {
-		protocol_error(s, "553 5.7.1 Sender address not owned by the authenticated user");
+		protocol_error(
+			s,
+			"553 5.7.1 Sender address not owned by the authenticated user");
 		return;
 	}
 	transaction_reset(s);
@@ -536,7 +550,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		return;
 	}
 	if (cmd->address.utf8 && !s->smtputf8) {
-		protocol_error(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+		protocol_error(s,
+			       "553 5.6.7 Non-ASCII address requires SMTPUTF8");
 		return;
 	}
 	const char *error;
@@ -594,16 +609,18 @@ static void begin_message(struct smtp_session *s)
 			break;
 		}
 	}
-	const char *with = s->account_id ? (s->tls ? "ESMTPSA" : "ESMTPA")
-					 : (s->tls ? "ESMTPS" : (s->esmtp ? "ESMTP" : "SMTP"));
+	const char *with =
+		s->account_id
+			? (s->tls ? "ESMTPSA" : "ESMTPA")
+			: (s->tls ? "ESMTPS" : (s->esmtp ? "ESMTP" : "SMTP"));
 	char header[SMTP_RECEIVED_MAX];
 	int n = snprintf(header, sizeof(header),
 			 "Received: from %s ([%s])\r\n"
 			 "\tby %s (dijk) with %s id %llx.%llx;\r\n"
 			 "\t%s\r\n",
 			 helo, s->remote, s->server->config->hostname, with,
-			 (unsigned long long)getpid(), (unsigned long long)s->id,
-			 date);
+			 (unsigned long long)getpid(),
+			 (unsigned long long)s->id, date);
 	DIJK_ASSERT(n > 0 && (size_t)n < sizeof(header));
 	buf_free(&s->msg);
 	buf_init(&s->msg, (size_t)n + s->server->config->max_message_size);
@@ -640,7 +657,8 @@ static void delivery_done(void *context, int result, const char *error)
 		       (unsigned long long)getpid(), (unsigned long long)s->id);
 	} else {
 		(void)error;
-		reply(s, "451 4.3.0 Temporary failure storing the message, try again");
+		reply(s,
+		      "451 4.3.0 Temporary failure storing the message, try again");
 	}
 	transaction_reset(s);
 	s->state = STATE_COMMAND;
@@ -671,7 +689,8 @@ static bool content_error(struct smtp_session *s, enum smtp_data_error e)
 	case SMTP_DATA_ERROR_NONE:
 		return false;
 	case SMTP_DATA_ERROR_BARE_LINE_END:
-		reply(s, "554 5.6.0 Bare CR or LF in message content; rejected");
+		reply(s,
+		      "554 5.6.0 Bare CR or LF in message content; rejected");
 		session_close(s, "bare CR or LF in message content");
 		return true;
 	case SMTP_DATA_ERROR_LINE_TOO_LONG:
@@ -722,8 +741,7 @@ static void bdat_chunk_finished(struct smtp_session *s)
 		protocol_error(s, s->bdat_discard_reply);
 		return;
 	}
-	if (buf_overflowed(&s->msg) &&
-	    s->bdat.error == SMTP_DATA_ERROR_NONE)
+	if (buf_overflowed(&s->msg) && s->bdat.error == SMTP_DATA_ERROR_NONE)
 		s->bdat.error = SMTP_DATA_ERROR_TOO_BIG;
 	if (s->bdat_last)
 		smtp_bdat_finish(&s->bdat);
@@ -781,8 +799,9 @@ static void dispatch(struct smtp_session *s, struct slice line)
 		session_close(s, "QUIT");
 		break;
 	case SMTP_VERB_HELP:
-		reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET"
-			 " NOOP QUIT HELP VRFY STARTTLS AUTH");
+		reply(s,
+		      "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET"
+		      " NOOP QUIT HELP VRFY STARTTLS AUTH");
 		break;
 	case SMTP_VERB_VRFY:
 		reply(s, "252 2.5.0 Cannot VRFY user, but will accept message");
@@ -804,13 +823,16 @@ static void dispatch(struct smtp_session *s, struct slice line)
 static int process_line(struct smtp_session *s, struct evbuffer *in)
 {
 	size_t available = evbuffer_get_length(in);
-	size_t want = available < SMTP_MAX_AUTH_LINE ? available : SMTP_MAX_AUTH_LINE;
+	size_t want =
+		available < SMTP_MAX_AUTH_LINE ? available : SMTP_MAX_AUTH_LINE;
 	const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)want);
 	struct slice view = slice_make(p, want);
-	bool auth = s->state == STATE_AUTH_LINE || slice_prefix_ci(view, "AUTH ");
+	bool auth =
+		s->state == STATE_AUTH_LINE || slice_prefix_ci(view, "AUTH ");
 	size_t len = 0;
-	switch (smtp_find_line(view, auth ? SMTP_MAX_AUTH_LINE : SMTP_MAX_COMMAND_LINE,
-			       &len)) {
+	switch (smtp_find_line(
+		view, auth ? SMTP_MAX_AUTH_LINE : SMTP_MAX_COMMAND_LINE,
+		&len)) {
 	case SMTP_LINE_NEED_MORE:
 		return 0;
 	case SMTP_LINE_TOO_LONG:
@@ -887,7 +909,8 @@ static void session_process(struct smtp_session *s)
 		switch (s->state) {
 		case STATE_COMMAND:
 		case STATE_AUTH_LINE:
-			if (evbuffer_get_length(in) == 0 || process_line(s, in) <= 0)
+			if (evbuffer_get_length(in) == 0 ||
+			    process_line(s, in) <= 0)
 				return;
 			break;
 		case STATE_DATA:
@@ -969,8 +992,10 @@ static void format_remote(struct smtp_session *s, const struct sockaddr *sa)
 		inet_ntop(AF_INET, &in->sin_addr, s->remote, sizeof(s->remote));
 		s->loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
 	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, s->remote, sizeof(s->remote));
+		const struct sockaddr_in6 *in6 =
+			(const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, s->remote,
+			  sizeof(s->remote));
 		s->loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
 		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
 			s->loopback = in6->sin6_addr.s6_addr[12] == 127;
@@ -979,12 +1004,13 @@ static void format_remote(struct smtp_session *s, const struct sockaddr *sa)
 	}
 }
 
-void smtp_session_start(struct smtp_server *server, enum smtp_port port,
-			int fd, const struct sockaddr *sa, socklen_t salen)
+void smtp_session_start(struct smtp_server *server, enum smtp_port port, int fd,
+			const struct sockaddr *sa, socklen_t salen)
 {
 	(void)salen;
 	if (server->stopping || server->session_count >= SMTP_MAX_SESSIONS) {
-		static const char busy[] = "421 4.3.2 Too busy, try again later\r\n";
+		static const char busy[] =
+			"421 4.3.2 Too busy, try again later\r\n";
 		ssize_t w = write(fd, busy, sizeof(busy) - 1);
 		(void)w;
 		close(fd);
@@ -1005,9 +1031,9 @@ void smtp_session_start(struct smtp_server *server, enum smtp_port port,
 
 	if (port == SMTP_PORT_SUBMISSIONS) {
 		SSL *ssl = SSL_new(server->tls);
-		s->bev = bufferevent_openssl_socket_new(server->base, fd, ssl,
-							BUFFEREVENT_SSL_ACCEPTING,
-							BEV_OPT_CLOSE_ON_FREE);
+		s->bev = bufferevent_openssl_socket_new(
+			server->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+			BEV_OPT_CLOSE_ON_FREE);
 		if (s->bev == NULL) {
 			SSL_free(ssl);
 			session_free(s, "cannot start TLS");
@@ -1019,21 +1045,24 @@ void smtp_session_start(struct smtp_server *server, enum smtp_port port,
 	} else {
 		s->bev = bufferevent_socket_new(server->base, fd, 0);
 	}
-	struct timeval tv = { server->config->smtp_timeout_seconds, 0 };
+	struct timeval tv = {server->config->smtp_timeout_seconds, 0};
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_MAX_BUFFERED_INPUT);
-	bufferevent_setcb(s->bev, session_read, session_write, session_event, s);
+	bufferevent_setcb(s->bev, session_read, session_write, session_event,
+			  s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	log_info("session %llu from %s on %s", (unsigned long long)s->id,
 		 s->remote,
-		 port == SMTP_PORT_MX ? "smtp"
-		 : port == SMTP_PORT_SUBMISSION ? "submission" : "submissions");
+		 port == SMTP_PORT_MX		? "smtp"
+		 : port == SMTP_PORT_SUBMISSION ? "submission"
+						: "submissions");
 
 	/* A client that talks before the greeting is not a mail client. */
 	if (port != SMTP_PORT_SUBMISSIONS) {
 		uint8_t peek;
 		if (recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
-			reply(s, "554 5.5.0 Talking before the greeting; goodbye");
+			reply(s,
+			      "554 5.5.0 Talking before the greeting; goodbye");
 			session_close(s, "client talked before the greeting");
 			return;
 		}

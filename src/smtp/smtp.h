@@ -14,7 +14,7 @@ struct smtp_worker_params {
 	const char *data_dir;
 	/* Listening sockets, -1 when off. */
 	int mx_fd, submission_fd, submissions_fd;
-	SSL_CTX *tls; /* NULL when no certificate */
+	SSL_CTX *tls;  /* NULL when no certificate */
 	int master_fd; /* channel to master for change notifications */
 };
 

@@ -17,7 +17,7 @@
 
 #include <time.h>
 
-#define STORE_MAX_ADDRESS 320
+#define STORE_MAX_ADDRESS      320
 #define STORE_MAX_MAILBOX_NAME 1024
 
 struct store;
@@ -45,8 +45,8 @@ int store_domain_list(struct store *s,
 /* Users. An address is local@domain; both are compared in lower case.
  * Adding a user creates the account's index with INBOX, Sent, Drafts,
  * Trash, Junk and Archive. */
-int store_user_add(struct store *s, const char *address,
-		   uint64_t *account_id_r, const char **error_r);
+int store_user_add(struct store *s, const char *address, uint64_t *account_id_r,
+		   const char **error_r);
 /* Deletes the user, their index and their credentials. */
 int store_user_del(struct store *s, const char *address, const char **error_r);
 /* Returns 1 and sets *account_id_r when the user exists, 0 when not, -1 on
@@ -91,9 +91,9 @@ struct store_delivery {
 	const char *const *remote_recipients;
 	size_t remote_count;
 	/* Results, set by store_deliver_batch. */
-	int result;		/* 0 or -1 */
-	const char *error;	/* when result is -1; static text */
-	uint32_t *uids;		/* account_count UIDs, allocated by caller */
+	int result;	   /* 0 or -1 */
+	const char *error; /* when result is -1; static text */
+	uint32_t *uids;	   /* account_count UIDs, allocated by caller */
 };
 
 /* Makes every delivery of the batch durable and visible: message bytes on

@@ -8,14 +8,14 @@
 
 extern unsigned unit_checks, unit_failures;
 
-#define CHECK(expr)                                                           \
-	do {                                                                  \
-		unit_checks++;                                                \
-		if (!(expr)) {                                                \
-			unit_failures++;                                      \
+#define CHECK(expr)                                                            \
+	do {                                                                   \
+		unit_checks++;                                                 \
+		if (!(expr)) {                                                 \
+			unit_failures++;                                       \
 			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #expr);                             \
-		}                                                             \
+				__LINE__, #expr);                              \
+		}                                                              \
 	} while (0)
 
 /* Like CHECK, naming the table row that failed. */
@@ -24,8 +24,10 @@ extern unsigned unit_checks, unit_failures;
 		unit_checks++;                                                \
 		if (!(expr)) {                                                \
 			unit_failures++;                                      \
-			fprintf(stderr, "%s:%d: case %zu (%s): CHECK failed: %s\n", \
-				__FILE__, __LINE__, (size_t)(index), (input), #expr); \
+			fprintf(stderr,                                       \
+				"%s:%d: case %zu (%s): CHECK failed: %s\n",   \
+				__FILE__, __LINE__, (size_t)(index), (input), \
+				#expr);                                       \
 		}                                                             \
 	} while (0)
 

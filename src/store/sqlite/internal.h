@@ -10,7 +10,7 @@
 #include <sqlite3.h>
 
 /* Open account indexes kept per store handle. */
-#define STORE_ACCOUNT_CACHE 32
+#define STORE_ACCOUNT_CACHE   32
 #define STORE_BUSY_TIMEOUT_MS 10000
 
 struct store_account {

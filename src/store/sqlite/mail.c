@@ -19,7 +19,7 @@
 
 #include <openssl/rand.h>
 
-#define BLOB_ID_LEN 32
+#define BLOB_ID_LEN	    32
 #define STORE_MAX_BLOB_SIZE (UINT64_C(1) << 34)
 
 static const char account_schema[] =
@@ -54,16 +54,16 @@ static const struct {
 	const char *name;
 	const char *special_use;
 } default_mailboxes[] = {
-	{ "INBOX", NULL },	    { "Sent", "\\Sent" },
-	{ "Drafts", "\\Drafts" },   { "Trash", "\\Trash" },
-	{ "Junk", "\\Junk" },	    { "Archive", "\\Archive" },
+	{"INBOX", NULL},      {"Sent", "\\Sent"}, {"Drafts", "\\Drafts"},
+	{"Trash", "\\Trash"}, {"Junk", "\\Junk"}, {"Archive", "\\Archive"},
 };
 
 static int account_path(struct store *s, uint64_t id, const char *file,
 			char *path, size_t size)
 {
 	int n = snprintf(path, size, "%s/accounts/%llu%s%s", s->data_dir,
-			 (unsigned long long)id, file ? "/" : "", file ? file : "");
+			 (unsigned long long)id, file ? "/" : "",
+			 file ? file : "");
 	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
@@ -74,11 +74,12 @@ static int account_init(struct store *s, sqlite3 *db)
 	if (store_exec(s, db, account_schema) != 0)
 		goto fail;
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db,
-			       "INSERT OR IGNORE INTO mailbox (name, special_use,"
-			       " uidvalidity, uidnext, highestmodseq)"
-			       " VALUES (?, ?, ?, 1, 1)",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		    db,
+		    "INSERT OR IGNORE INTO mailbox (name, special_use,"
+		    " uidvalidity, uidnext, highestmodseq)"
+		    " VALUES (?, ?, ?, 1, 1)",
+		    -1, &st, NULL) != SQLITE_OK) {
 		store_db_error(s, db, "account init");
 		goto fail;
 	}
@@ -88,8 +89,9 @@ static int account_init(struct store *s, sqlite3 *db)
 		sqlite3_bind_text(st, 1, default_mailboxes[i].name, -1,
 				  SQLITE_STATIC);
 		if (default_mailboxes[i].special_use)
-			sqlite3_bind_text(st, 2, default_mailboxes[i].special_use,
-					  -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2,
+					  default_mailboxes[i].special_use, -1,
+					  SQLITE_STATIC);
 		else
 			sqlite3_bind_null(st, 2);
 		sqlite3_bind_int64(st, 3, uidvalidity);
@@ -131,7 +133,8 @@ sqlite3 *store_account_db(struct store *s, uint64_t account_id, bool create)
 	}
 	account_path(s, account_id, "index.db", path, sizeof(path));
 	if (!create && access(path, F_OK) != 0) {
-		snprintf(s->error, sizeof(s->error), "account %llu has no index",
+		snprintf(s->error, sizeof(s->error),
+			 "account %llu has no index",
 			 (unsigned long long)account_id);
 		return NULL;
 	}
@@ -152,13 +155,14 @@ sqlite3 *store_account_db(struct store *s, uint64_t account_id, bool create)
 int store_account_remove(struct store *s, uint64_t account_id)
 {
 	for (size_t i = 0; i < STORE_ACCOUNT_CACHE; i++) {
-		if (s->accounts[i].db != NULL && s->accounts[i].id == account_id) {
+		if (s->accounts[i].db != NULL &&
+		    s->accounts[i].id == account_id) {
 			sqlite3_close(s->accounts[i].db);
 			s->accounts[i].db = NULL;
 		}
 	}
 	char path[4096];
-	const char *files[] = { "index.db", "index.db-wal", "index.db-shm" };
+	const char *files[] = {"index.db", "index.db-wal", "index.db-shm"};
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		account_path(s, account_id, files[i], path, sizeof(path));
 		if (unlink(path) != 0 && errno != ENOENT) {
@@ -194,7 +198,8 @@ static bool blob_id_valid(const char *id)
 	if (strlen(id) != BLOB_ID_LEN)
 		return false;
 	for (size_t i = 0; i < BLOB_ID_LEN; i++)
-		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+		if (!((id[i] >= '0' && id[i] <= '9') ||
+		      (id[i] >= 'a' && id[i] <= 'f')))
 			return false;
 	return true;
 }
@@ -229,8 +234,8 @@ static int blob_write(struct store *s, const uint8_t *data, size_t size,
 	snprintf(tmp, sizeof(tmp), "blobs/tmp/%s", id_r);
 	blob_relative_path(id_r, final);
 	snprintf(dir, sizeof(dir), "blobs/%.2s", id_r);
-	int fd = openat(s->data_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-			0600);
+	int fd = openat(s->data_fd, tmp,
+			O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
 	if (write_all(fd, data, size) != 0) {
@@ -287,7 +292,8 @@ static void fail_delivery(struct store_delivery *d, const char *why)
 }
 
 /* Inserts one account's share of the batch in one transaction. */
-static int deliver_to_account(struct store *s, struct store_delivery *const *batch,
+static int deliver_to_account(struct store *s,
+			      struct store_delivery *const *batch,
 			      char (*blob_ids)[BLOB_ID_LEN + 1],
 			      const struct account_job *jobs, size_t count)
 {
@@ -297,9 +303,9 @@ static int deliver_to_account(struct store *s, struct store_delivery *const *bat
 	if (store_exec(s, db, "BEGIN IMMEDIATE") != 0)
 		return -1;
 	sqlite3_stmt *mailbox = NULL, *insert = NULL;
-	if (sqlite3_prepare_v2(db,
-			       "SELECT id, uidnext FROM mailbox WHERE name = 'INBOX'",
-			       -1, &mailbox, NULL) != SQLITE_OK ||
+	if (sqlite3_prepare_v2(
+		    db, "SELECT id, uidnext FROM mailbox WHERE name = 'INBOX'",
+		    -1, &mailbox, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			       "INSERT INTO message (mailbox_id, uid, modseq,"
 			       " internal_date, size, blob)"
@@ -317,9 +323,10 @@ static int deliver_to_account(struct store *s, struct store_delivery *const *bat
 	sqlite3_int64 modseq = 0;
 	{
 		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(db,
-				       "SELECT value FROM counter WHERE name = 'modseq'",
-				       -1, &st, NULL) != SQLITE_OK ||
+		if (sqlite3_prepare_v2(
+			    db,
+			    "SELECT value FROM counter WHERE name = 'modseq'",
+			    -1, &st, NULL) != SQLITE_OK ||
 		    sqlite3_step(st) != SQLITE_ROW) {
 			store_db_error(s, db, "deliver: modseq");
 			sqlite3_finalize(st);
@@ -349,10 +356,11 @@ static int deliver_to_account(struct store *s, struct store_delivery *const *bat
 	}
 	{
 		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(db,
-				       "UPDATE mailbox SET uidnext = ?, highestmodseq = ?"
-				       " WHERE id = ?",
-				       -1, &st, NULL) != SQLITE_OK) {
+		if (sqlite3_prepare_v2(
+			    db,
+			    "UPDATE mailbox SET uidnext = ?, highestmodseq = ?"
+			    " WHERE id = ?",
+			    -1, &st, NULL) != SQLITE_OK) {
 			store_db_error(s, db, "deliver: update");
 			goto fail;
 		}
@@ -366,8 +374,10 @@ static int deliver_to_account(struct store *s, struct store_delivery *const *bat
 			goto fail;
 		}
 	}
-	if (store_exec(s, db,
-		       "UPDATE counter SET value = value + 1 WHERE name = 'modseq'") != 0)
+	if (store_exec(
+		    s, db,
+		    "UPDATE counter SET value = value + 1 WHERE name = 'modseq'") !=
+	    0)
 		goto fail;
 	sqlite3_finalize(mailbox);
 	sqlite3_finalize(insert);
@@ -377,7 +387,8 @@ static int deliver_to_account(struct store *s, struct store_delivery *const *bat
 	}
 	for (size_t i = 0; i < count; i++) {
 		struct store_delivery *d = batch[jobs[i].delivery];
-		d->uids[jobs[i].position] = (uint32_t)(uidnext + (sqlite3_int64)i);
+		d->uids[jobs[i].position] =
+			(uint32_t)(uidnext + (sqlite3_int64)i);
 	}
 	return 0;
 fail:
@@ -453,7 +464,7 @@ fail:
 size_t store_deliver_batch(struct store *s, struct store_delivery *const *batch,
 			   size_t count)
 {
-	char (*blob_ids)[BLOB_ID_LEN + 1] = xcalloc(count, sizeof(*blob_ids));
+	char(*blob_ids)[BLOB_ID_LEN + 1] = xcalloc(count, sizeof(*blob_ids));
 	size_t job_count = 0;
 	for (size_t i = 0; i < count; i++) {
 		batch[i]->result = 0;
@@ -494,15 +505,17 @@ size_t store_deliver_batch(struct store *s, struct store_delivery *const *batch,
 	qsort(jobs, n, sizeof(*jobs), compare_jobs);
 	for (size_t start = 0; start < n;) {
 		size_t end = start + 1;
-		while (end < n && jobs[end].account_id == jobs[start].account_id)
+		while (end < n &&
+		       jobs[end].account_id == jobs[start].account_id)
 			end++;
 		/* One message listed twice for the same account is stored
 		 * once per listing; the session removes duplicates. */
 		if (deliver_to_account(s, batch, blob_ids, jobs + start,
 				       end - start) != 0) {
 			for (size_t k = start; k < end; k++)
-				fail_delivery(batch[jobs[k].delivery],
-					      "cannot update the mailbox index");
+				fail_delivery(
+					batch[jobs[k].delivery],
+					"cannot update the mailbox index");
 		}
 		start = end;
 	}
@@ -511,7 +524,8 @@ size_t store_deliver_batch(struct store *s, struct store_delivery *const *batch,
 	if (queue_batch(s, batch, count, blob_ids) != 0) {
 		for (size_t i = 0; i < count; i++)
 			if (batch[i]->remote_count > 0)
-				fail_delivery(batch[i], "cannot queue the message");
+				fail_delivery(batch[i],
+					      "cannot queue the message");
 	}
 	size_t failed = 0;
 	for (size_t i = 0; i < count; i++) {
@@ -541,12 +555,13 @@ int store_mailbox_list(struct store *s, uint64_t account_id,
 		return -1;
 	}
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db,
-			       "SELECT m.name, m.special_use, m.uidvalidity,"
-			       " m.uidnext, m.highestmodseq,"
-			       " (SELECT count(*) FROM message WHERE mailbox_id = m.id)"
-			       " FROM mailbox m ORDER BY m.id",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		    db,
+		    "SELECT m.name, m.special_use, m.uidvalidity,"
+		    " m.uidnext, m.highestmodseq,"
+		    " (SELECT count(*) FROM message WHERE mailbox_id = m.id)"
+		    " FROM mailbox m ORDER BY m.id",
+		    -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_db_error(s, db, "mailbox list");
 		return -1;
 	}
@@ -582,11 +597,12 @@ int store_message_list(struct store *s, uint64_t account_id,
 		return -1;
 	}
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db,
-			       "SELECT m.uid, m.modseq, m.size, m.internal_date"
-			       " FROM message m JOIN mailbox b ON b.id = m.mailbox_id"
-			       " WHERE b.name = ? ORDER BY m.uid",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		    db,
+		    "SELECT m.uid, m.modseq, m.size, m.internal_date"
+		    " FROM message m JOIN mailbox b ON b.id = m.mailbox_id"
+		    " WHERE b.name = ? ORDER BY m.uid",
+		    -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_db_error(s, db, "message list");
 		return -1;
 	}
@@ -642,8 +658,8 @@ int store_message_read(struct store *s, uint64_t account_id,
 	uint64_t size = (uint64_t)sqlite3_column_int64(st, 1);
 	sqlite3_finalize(st);
 	if (!blob_id_valid(id) || size > STORE_MAX_BLOB_SIZE) {
-		snprintf(s->error, sizeof(s->error), "corrupt index row for UID %u",
-			 uid);
+		snprintf(s->error, sizeof(s->error),
+			 "corrupt index row for UID %u", uid);
 		*error_r = s->error;
 		return -1;
 	}
@@ -651,8 +667,8 @@ int store_message_read(struct store *s, uint64_t account_id,
 	blob_relative_path(id, path);
 	int fd = openat(s->data_fd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(s->error, sizeof(s->error), "message file of UID %u: %s",
-			 uid, strerror(errno));
+		snprintf(s->error, sizeof(s->error),
+			 "message file of UID %u: %s", uid, strerror(errno));
 		*error_r = s->error;
 		return -1;
 	}

@@ -33,12 +33,11 @@ static const char meta_schema[] =
 	" PRIMARY KEY (queue_id, address));"
 	"PRAGMA user_version = 1;";
 
-static const char credentials_schema[] =
-	"CREATE TABLE IF NOT EXISTS password ("
-	" account_id INTEGER PRIMARY KEY,"
-	" phc TEXT NOT NULL,"
-	" changed INTEGER NOT NULL);"
-	"PRAGMA user_version = 1;";
+static const char credentials_schema[] = "CREATE TABLE IF NOT EXISTS password ("
+					 " account_id INTEGER PRIMARY KEY,"
+					 " phc TEXT NOT NULL,"
+					 " changed INTEGER NOT NULL);"
+					 "PRAGMA user_version = 1;";
 
 int store_sqlite_open(const char *path, sqlite3 **db_r, char *error,
 		      size_t error_size)
@@ -118,7 +117,7 @@ static int make_dir(const char *path)
 int store_create(const char *data_dir, const char **error_r)
 {
 	char path[4096];
-	const char *subdirs[] = { "accounts", "blobs", "blobs/tmp" };
+	const char *subdirs[] = {"accounts", "blobs", "blobs/tmp"};
 	for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
 		snprintf(path, sizeof(path), "%s/%s", data_dir, subdirs[i]);
 		if (make_dir(path) != 0) {
@@ -130,13 +129,15 @@ int store_create(const char *data_dir, const char **error_r)
 	}
 	sqlite3 *db;
 	snprintf(path, sizeof(path), "%s/meta.db", data_dir);
-	if (store_sqlite_open(path, &db, create_error, sizeof(create_error)) != 0) {
+	if (store_sqlite_open(path, &db, create_error, sizeof(create_error)) !=
+	    0) {
 		*error_r = create_error;
 		return -1;
 	}
 	char *err = NULL;
 	if (sqlite3_exec(db, meta_schema, NULL, NULL, &err) != SQLITE_OK) {
-		snprintf(create_error, sizeof(create_error), "%s: %s", path, err);
+		snprintf(create_error, sizeof(create_error), "%s: %s", path,
+			 err);
 		sqlite3_free(err);
 		sqlite3_close(db);
 		*error_r = create_error;
@@ -172,7 +173,8 @@ struct store *store_open(const char *data_dir, const char **error_r)
 		store_close(&s);
 		return NULL;
 	}
-	if (store_sqlite_open(path, &s->meta, open_error, sizeof(open_error)) != 0) {
+	if (store_sqlite_open(path, &s->meta, open_error, sizeof(open_error)) !=
+	    0) {
 		*error_r = open_error;
 		store_close(&s);
 		return NULL;
@@ -216,15 +218,15 @@ int store_domain_add(struct store *s, const char *domain, const char **error_r)
 	char name[256];
 	if (store_normalize(slice_cstr(domain), name, sizeof(name)) != 0 ||
 	    !valid_domain_name(name)) {
-		snprintf(s->error, sizeof(s->error), "'%s' is not a domain name",
-			 domain);
+		snprintf(s->error, sizeof(s->error),
+			 "'%s' is not a domain name", domain);
 		*error_r = s->error;
 		return -1;
 	}
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->meta,
-			       "INSERT INTO domain (name, created) VALUES (?, ?)",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		    s->meta, "INSERT INTO domain (name, created) VALUES (?, ?)",
+		    -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_db_error(s, s->meta, "domain add");
 		return -1;
 	}
@@ -351,8 +353,8 @@ static bool valid_user_local(const char *local, size_t n)
 	return true;
 }
 
-int store_user_add(struct store *s, const char *address,
-		   uint64_t *account_id_r, const char **error_r)
+int store_user_add(struct store *s, const char *address, uint64_t *account_id_r,
+		   const char **error_r)
 {
 	char addr[STORE_MAX_ADDRESS];
 	const char *at;
@@ -466,7 +468,8 @@ int store_user_del(struct store *s, const char *address, const char **error_r)
 		*error_r = s->error;
 		return -1;
 	}
-	struct store_credentials *c = store_credentials_open(s->data_dir, error_r);
+	struct store_credentials *c =
+		store_credentials_open(s->data_dir, error_r);
 	if (c == NULL)
 		return -1;
 	int ret = store_credentials_delete(c, id, error_r);
@@ -474,8 +477,8 @@ int store_user_del(struct store *s, const char *address, const char **error_r)
 	if (ret != 0)
 		return -1;
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->meta, "DELETE FROM user WHERE id = ?", -1, &st,
-			       NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(s->meta, "DELETE FROM user WHERE id = ?", -1,
+			       &st, NULL) != SQLITE_OK) {
 		*error_r = store_db_error(s, s->meta, "user del");
 		return -1;
 	}
@@ -499,16 +502,18 @@ int store_user_list(struct store *s, const char *domain,
 		    void *context, const char **error_r)
 {
 	sqlite3_stmt *st;
-	const char *sql = domain ? "SELECT address, id FROM user WHERE domain = ?"
-				   " ORDER BY address"
-				 : "SELECT address, id FROM user ORDER BY address";
+	const char *sql =
+		domain ? "SELECT address, id FROM user WHERE domain = ?"
+			 " ORDER BY address"
+		       : "SELECT address, id FROM user ORDER BY address";
 	if (sqlite3_prepare_v2(s->meta, sql, -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_db_error(s, s->meta, "user list");
 		return -1;
 	}
 	char name[256];
 	if (domain != NULL) {
-		if (store_normalize(slice_cstr(domain), name, sizeof(name)) != 0) {
+		if (store_normalize(slice_cstr(domain), name, sizeof(name)) !=
+		    0) {
 			sqlite3_finalize(st);
 			return 0;
 		}
@@ -575,7 +580,8 @@ struct store_credentials *store_credentials_open(const char *data_dir,
 	/* Credentials are readable by their owner only, from the first byte. */
 	mode_t old = umask(077);
 	struct store_credentials *c = xcalloc(1, sizeof(*c));
-	int ret = store_sqlite_open(path, &c->db, open_error, sizeof(open_error));
+	int ret =
+		store_sqlite_open(path, &c->db, open_error, sizeof(open_error));
 	umask(old);
 	if (ret != 0) {
 		free(c);
@@ -583,7 +589,8 @@ struct store_credentials *store_credentials_open(const char *data_dir,
 		return NULL;
 	}
 	char *err = NULL;
-	if (sqlite3_exec(c->db, credentials_schema, NULL, NULL, &err) != SQLITE_OK) {
+	if (sqlite3_exec(c->db, credentials_schema, NULL, NULL, &err) !=
+	    SQLITE_OK) {
 		snprintf(open_error, sizeof(open_error), "%s: %s", path, err);
 		sqlite3_free(err);
 		store_credentials_close(&c);
@@ -663,8 +670,9 @@ int store_credentials_delete(struct store_credentials *c, uint64_t account_id,
 			     const char **error_r)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(c->db, "DELETE FROM password WHERE account_id = ?",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(c->db,
+			       "DELETE FROM password WHERE account_id = ?", -1,
+			       &st, NULL) != SQLITE_OK) {
 		*error_r = credentials_error(c, "delete credentials");
 		return -1;
 	}

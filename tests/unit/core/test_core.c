@@ -36,23 +36,25 @@ static const struct {
 	int result;
 	const char *error_part; /* expected in the error message */
 } config_cases[] = {
-	{ "", 0, NULL },
-	{ "# comment\n\n   \nhostname = mx.example.org\n", 0, NULL },
-	{ "listen.smtp = 127.0.0.1:25\nlisten.imap =\n", 0, NULL },
-	{ "listen.smtp = [::1]:2525\n", 0, NULL },
-	{ "workers = 4\r\nsmtp.max_recipients = 5\r\n", 0, NULL },
-	{ "hostname = ok\nbogus = 1\n", -1, "dijk.conf:2: key 'bogus': unknown key" },
-	{ "listen.smtp = nonsense\n", -1, "dijk.conf:1: key 'listen.smtp'" },
-	{ "listen.smtp = 1.2.3.4:0\n", -1, "key 'listen.smtp'" },
-	{ "listen.smtp = 1.2.3.4:65536\n", -1, "key 'listen.smtp'" },
-	{ "smtp.max_recipients = 0\n", -1, "key 'smtp.max_recipients'" },
-	{ "smtp.max_message_size = 99999999999999999999999\n", -1,
-	  "key 'smtp.max_message_size'" },
-	{ "workers = 65\n", -1, "key 'workers'" },
-	{ "hostname = a b\n", -1, "key 'hostname'" },
-	{ "hostname\n", -1, "dijk.conf:1: key 'hostname': expected '='" },
-	{ "= x\n", -1, "dijk.conf:1: expected 'key = value'" },
-	{ "hostname = a\nhostname = b\n", -1, "dijk.conf:2: key 'hostname' given twice" },
+	{"", 0, NULL},
+	{"# comment\n\n   \nhostname = mx.example.org\n", 0, NULL},
+	{"listen.smtp = 127.0.0.1:25\nlisten.imap =\n", 0, NULL},
+	{"listen.smtp = [::1]:2525\n", 0, NULL},
+	{"workers = 4\r\nsmtp.max_recipients = 5\r\n", 0, NULL},
+	{"hostname = ok\nbogus = 1\n", -1,
+	 "dijk.conf:2: key 'bogus': unknown key"},
+	{"listen.smtp = nonsense\n", -1, "dijk.conf:1: key 'listen.smtp'"},
+	{"listen.smtp = 1.2.3.4:0\n", -1, "key 'listen.smtp'"},
+	{"listen.smtp = 1.2.3.4:65536\n", -1, "key 'listen.smtp'"},
+	{"smtp.max_recipients = 0\n", -1, "key 'smtp.max_recipients'"},
+	{"smtp.max_message_size = 99999999999999999999999\n", -1,
+	 "key 'smtp.max_message_size'"},
+	{"workers = 65\n", -1, "key 'workers'"},
+	{"hostname = a b\n", -1, "key 'hostname'"},
+	{"hostname\n", -1, "dijk.conf:1: key 'hostname': expected '='"},
+	{"= x\n", -1, "dijk.conf:1: expected 'key = value'"},
+	{"hostname = a\nhostname = b\n", -1,
+	 "dijk.conf:2: key 'hostname' given twice"},
 };
 
 static void test_config(void)
@@ -61,12 +63,14 @@ static void test_config(void)
 		struct config cfg;
 		config_defaults(&cfg);
 		const char *error = NULL;
-		int r = config_parse(slice_cstr(config_cases[i].text), "dijk.conf",
-				     &cfg, &error);
-		CHECK_CASE(r == config_cases[i].result, i, config_cases[i].text);
+		int r = config_parse(slice_cstr(config_cases[i].text),
+				     "dijk.conf", &cfg, &error);
+		CHECK_CASE(r == config_cases[i].result, i,
+			   config_cases[i].text);
 		if (config_cases[i].error_part != NULL)
 			CHECK_CASE(error != NULL &&
-					   strstr(error, config_cases[i].error_part),
+					   strstr(error,
+						  config_cases[i].error_part),
 				   i, config_cases[i].text);
 	}
 	struct config cfg;
@@ -81,7 +85,8 @@ static void test_config(void)
 	CHECK(strcmp(cfg.hostname, "mx.example.org") == 0);
 	char host[64];
 	uint16_t port;
-	CHECK(config_split_address("[::1]:993", host, sizeof(host), &port) == 0);
+	CHECK(config_split_address("[::1]:993", host, sizeof(host), &port) ==
+	      0);
 	CHECK(strcmp(host, "::1") == 0 && port == 993);
 	CHECK(config_split_address("::1:993", host, sizeof(host), &port) != 0);
 }
@@ -91,24 +96,31 @@ static void test_base64(void)
 	static const struct {
 		const char *plain, *encoded;
 	} cases[] = {
-		{ "", "" },	      { "f", "Zg==" },	   { "fo", "Zm8=" },
-		{ "foo", "Zm9v" },    { "foob", "Zm9vYg==" },
-		{ "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+		{"", ""},
+		{"f", "Zg=="},
+		{"fo", "Zm8="},
+		{"foo", "Zm9v"},
+		{"foob", "Zm9vYg=="},
+		{"fooba", "Zm9vYmE="},
+		{"foobar", "Zm9vYmFy"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		char enc[64];
 		uint8_t dec[64];
 		base64_encode(slice_cstr(cases[i].plain), enc);
-		CHECK_CASE(strcmp(enc, cases[i].encoded) == 0, i, cases[i].plain);
+		CHECK_CASE(strcmp(enc, cases[i].encoded) == 0, i,
+			   cases[i].plain);
 		long n = base64_decode(slice_cstr(cases[i].encoded), dec);
 		CHECK_CASE(n == (long)strlen(cases[i].plain) &&
 				   memcmp(dec, cases[i].plain, (size_t)n) == 0,
 			   i, cases[i].encoded);
 	}
-	static const char *bad[] = { "Zg=", "Z===", "Zm9v\n", "Zg==Zg==", "Zm 9", "Z=g=" };
+	static const char *bad[] = {"Zg=",	"Z===", "Zm9v\n",
+				    "Zg==Zg==", "Zm 9", "Z=g="};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		uint8_t dec[64];
-		CHECK_CASE(base64_decode(slice_cstr(bad[i]), dec) == -1, i, bad[i]);
+		CHECK_CASE(base64_decode(slice_cstr(bad[i]), dec) == -1, i,
+			   bad[i]);
 	}
 }
 
@@ -136,7 +148,8 @@ static void test_ipc(void)
 	size_t consumed;
 	/* Every proper prefix needs more. */
 	for (size_t i = 0; i < b.n; i++)
-		CHECK_CASE(ipc_parse(slice_make(b.p, i), &f, &consumed) == 0, i, "prefix");
+		CHECK_CASE(ipc_parse(slice_make(b.p, i), &f, &consumed) == 0, i,
+			   "prefix");
 	CHECK(ipc_parse(buf_slice(&b), &f, &consumed) == 1);
 	CHECK(consumed == b.n && f.type == IPC_AUTH_PASSWORD && f.id == 42);
 	struct slice cursor = f.payload, s;
@@ -147,10 +160,10 @@ static void test_ipc(void)
 	/* A bad version, or a length over the maximum, is refused. */
 	b.p[4] = 9;
 	CHECK(ipc_parse(buf_slice(&b), &f, &consumed) == -1);
-	uint8_t huge[12] = { 0x7f, 0xff, 0xff, 0xff, IPC_VERSION };
+	uint8_t huge[12] = {0x7f, 0xff, 0xff, 0xff, IPC_VERSION};
 	CHECK(ipc_parse(slice_make(huge, sizeof(huge)), &f, &consumed) == -1);
 	/* A field longer than the rest of the frame is refused. */
-	uint8_t shortf[3] = { 0, 5, 'x' };
+	uint8_t shortf[3] = {0, 5, 'x'};
 	cursor = slice_make(shortf, 3);
 	CHECK(ipc_get_bytes(&cursor, &s) == -1);
 	buf_free(&b);

@@ -81,18 +81,23 @@ static void test_domains_users(struct store *s)
 	CHECK(store_user_add(s, "carol@missing.test", &id, &error) == -1);
 	CHECK(store_user_add(s, "no-at-sign", &id, &error) == -1);
 	CHECK(store_user_add(s, "a b@example.test", &id, &error) == -1);
-	CHECK(store_user_lookup(s, slice_cstr("ALICE@example.TEST"), &id, &error) == 1);
+	CHECK(store_user_lookup(s, slice_cstr("ALICE@example.TEST"), &id,
+				&error) == 1);
 	CHECK(id == alice);
-	CHECK(store_user_lookup(s, slice_cstr("nobody@example.test"), &id, &error) == 0);
+	CHECK(store_user_lookup(s, slice_cstr("nobody@example.test"), &id,
+				&error) == 0);
 	char address[STORE_MAX_ADDRESS];
-	CHECK(store_user_address(s, bob, address, sizeof(address), &error) == 0);
+	CHECK(store_user_address(s, bob, address, sizeof(address), &error) ==
+	      0);
 	CHECK(strcmp(address, "bob@example.test") == 0);
-	CHECK(store_domain_del(s, "example.test", &error) == -1); /* has users */
+	CHECK(store_domain_del(s, "example.test", &error) ==
+	      -1); /* has users */
 	CHECK(store_domain_del(s, "other.test", &error) == 0);
 	CHECK(store_domain_del(s, "other.test", &error) == -1);
 
-	struct mailbox_seen seen = { 0 };
-	CHECK(store_mailbox_list(s, alice, collect_mailbox, &seen, &error) == 0);
+	struct mailbox_seen seen = {0};
+	CHECK(store_mailbox_list(s, alice, collect_mailbox, &seen, &error) ==
+	      0);
 	CHECK(seen.count == 6 && seen.inbox && seen.sent_special);
 	CHECK(seen.inbox_uidnext == 1 && seen.uidvalidity > 0);
 }
@@ -104,7 +109,8 @@ static void test_credentials(void)
 	CHECK(c != NULL);
 	char *phc = NULL;
 	CHECK(store_credentials_get_password(c, 1, &phc, &error) == 0);
-	CHECK(store_credentials_set_password(c, 1, "$argon2id$v=19$x", &error) == 0);
+	CHECK(store_credentials_set_password(c, 1, "$argon2id$v=19$x",
+					     &error) == 0);
 	CHECK(store_credentials_get_password(c, 1, &phc, &error) == 1);
 	CHECK(phc != NULL && strcmp(phc, "$argon2id$v=19$x") == 0);
 	free(phc);
@@ -122,18 +128,21 @@ static void test_delivery(struct store *s)
 {
 	const char *error;
 	uint64_t alice, bob;
-	CHECK(store_user_lookup(s, slice_cstr("alice@example.test"), &alice, &error) == 1);
-	CHECK(store_user_lookup(s, slice_cstr("bob@example.test"), &bob, &error) == 1);
+	CHECK(store_user_lookup(s, slice_cstr("alice@example.test"), &alice,
+				&error) == 1);
+	CHECK(store_user_lookup(s, slice_cstr("bob@example.test"), &bob,
+				&error) == 1);
 
 	enum { N = 5 };
 	struct store_delivery d[N];
 	struct store_delivery *batch[N];
 	uint32_t uids[N][2];
 	char bodies[N][64];
-	uint64_t both[2] = { alice, bob };
-	const char *remote[1] = { "carol@remote.test" };
+	uint64_t both[2] = {alice, bob};
+	const char *remote[1] = {"carol@remote.test"};
 	for (size_t i = 0; i < N; i++) {
-		snprintf(bodies[i], sizeof(bodies[i]), "Subject: %zu\r\n\r\nbody %zu\r\n", i, i);
+		snprintf(bodies[i], sizeof(bodies[i]),
+			 "Subject: %zu\r\n\r\nbody %zu\r\n", i, i);
 		memset(&d[i], 0, sizeof(d[i]));
 		d[i].data = (const uint8_t *)bodies[i];
 		d[i].size = strlen(bodies[i]);
@@ -153,8 +162,9 @@ static void test_delivery(struct store *s)
 	}
 	CHECK(uids[0][1] == 1); /* bob's first */
 
-	struct mailbox_seen seen = { 0 };
-	CHECK(store_mailbox_list(s, alice, collect_mailbox, &seen, &error) == 0);
+	struct mailbox_seen seen = {0};
+	CHECK(store_mailbox_list(s, alice, collect_mailbox, &seen, &error) ==
+	      0);
 	CHECK(seen.inbox_uidnext == N + 1 && seen.inbox_messages == N);
 	uint64_t modseq_before = seen.inbox_modseq;
 	CHECK(modseq_before > 1);
@@ -162,8 +172,8 @@ static void test_delivery(struct store *s)
 	for (size_t i = 0; i < N; i++) {
 		uint8_t *data;
 		size_t size;
-		CHECK(store_message_read(s, alice, "INBOX", uids[i][0], &data, &size,
-					 &error) == 1);
+		CHECK(store_message_read(s, alice, "INBOX", uids[i][0], &data,
+					 &size, &error) == 1);
 		CHECK_CASE(size == strlen(bodies[i]) &&
 				   memcmp(data, bodies[i], size) == 0,
 			   i, bodies[i]);
@@ -171,21 +181,26 @@ static void test_delivery(struct store *s)
 	}
 	uint8_t *data;
 	size_t size;
-	CHECK(store_message_read(s, bob, "INBOX", 1, &data, &size, &error) == 1);
+	CHECK(store_message_read(s, bob, "INBOX", 1, &data, &size, &error) ==
+	      1);
 	CHECK(size == strlen(bodies[0]));
 	free(data);
-	CHECK(store_message_read(s, alice, "INBOX", 999, &data, &size, &error) == 0);
-	CHECK(store_message_read(s, alice, "Sent", 1, &data, &size, &error) == 0);
+	CHECK(store_message_read(s, alice, "INBOX", 999, &data, &size,
+				 &error) == 0);
+	CHECK(store_message_read(s, alice, "Sent", 1, &data, &size, &error) ==
+	      0);
 
 	uint32_t last = 0;
-	CHECK(store_message_list(s, alice, "INBOX", collect_uids, &last, &error) == 0);
+	CHECK(store_message_list(s, alice, "INBOX", collect_uids, &last,
+				 &error) == 0);
 	CHECK(last == N);
 
 	/* A second batch goes on from the UIDs and MODSEQ of the first. */
 	CHECK(store_deliver_batch(s, batch, 1) == 0);
 	CHECK(uids[0][0] == N + 1);
 	memset(&seen, 0, sizeof(seen));
-	CHECK(store_mailbox_list(s, alice, collect_mailbox, &seen, &error) == 0);
+	CHECK(store_mailbox_list(s, alice, collect_mailbox, &seen, &error) ==
+	      0);
 	CHECK(seen.inbox_modseq > modseq_before);
 
 	/* A delivery to an account without an index fails alone. */
@@ -195,7 +210,7 @@ static void test_delivery(struct store *s)
 	g.accounts = &ghost;
 	g.account_count = 1;
 	g.uids = &ghost_uid;
-	struct store_delivery *gb[2] = { &g, &d[3] };
+	struct store_delivery *gb[2] = {&g, &d[3]};
 	CHECK(store_deliver_batch(s, gb, 2) == 1);
 	CHECK(g.result == -1 && g.error != NULL && d[3].result == 0);
 }
@@ -229,7 +244,8 @@ int main(void)
 	CHECK(queued == 1);
 	CHECK(store_user_del(s, "bob@example.test", &error) == 0);
 	uint64_t id;
-	CHECK(store_user_lookup(s, slice_cstr("bob@example.test"), &id, &error) == 0);
+	CHECK(store_user_lookup(s, slice_cstr("bob@example.test"), &id,
+				&error) == 0);
 	store_close(&s);
 	CHECK(store_open("/nonexistent/dijk", &error) == NULL && error != NULL);
 	nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
