@@ -16,6 +16,10 @@ esac
 
 out=build-fuzz
 mkdir -p "$out/artifacts"
+# The session target keeps a store in a temporary directory.
+export TMPDIR="$PWD/$out/tmp"
+rm -rf "$TMPDIR"
+mkdir -p "$TMPDIR"
 CC=${FUZZ_CC:-clang}
 flags=(-g -O1 -std=c17 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined
 	-fno-sanitize-recover=all -Wall -Wextra -Werror -Wno-unused-parameter)
@@ -27,13 +31,21 @@ declare -A sources=(
 	[config]="src/core/config.c src/core/util.c src/core/log.c"
 	[base64]="src/core/base64.c src/core/util.c src/core/log.c"
 	[ipc]="src/core/ipc.c src/core/buf.c src/core/util.c src/core/log.c"
+	[smtp_session]="src/smtp/session.c src/smtp/parser.c src/smtp/deliver.c
+		src/auth/client.c src/store/sqlite/store.c src/store/sqlite/mail.c
+		src/core/base64.c src/core/buf.c src/core/config.c src/core/ipc.c
+		src/core/log.c src/core/pool.c src/core/utf8.c src/core/util.c"
+)
+# Libraries of the targets that need them.
+declare -A libs=(
+	[smtp_session]="$(pkg-config --libs libevent_core libevent_openssl openssl libsodium sqlite3) -lpthread"
 )
 
 failed=0
 for name in $(printf '%s\n' "${!sources[@]}" | sort); do
 	bin="$out/fuzz_$name"
 	# shellcheck disable=SC2086
-	if ! $CC "${flags[@]}" -o "$bin" "fuzz/fuzz_$name.c" ${sources[$name]}; then
+	if ! $CC "${flags[@]}" -o "$bin" "fuzz/fuzz_$name.c" ${sources[$name]} ${libs[$name]:-}; then
 		echo "fuzz: cannot build $name" >&2
 		failed=$((failed + 1))
 		continue
@@ -61,4 +73,5 @@ for name in $(printf '%s\n' "${!sources[@]}" | sort); do
 		failed=$((failed + 1))
 	fi
 done
+rm -rf "$TMPDIR"
 [ "$failed" -eq 0 ]
