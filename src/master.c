@@ -151,8 +151,13 @@ static void channel_read(struct bufferevent *bev, void *arg);
 static void channel_event(struct bufferevent *bev, short what, void *arg);
 
 /* In a new child: undo what belongs to the master alone. */
-static void child_setup(struct master *m, struct child *self)
+static void child_setup(struct master *m, struct child *self, pid_t master)
 {
+	/* A child never outlives its master: if the master dies (even by
+	 * SIGKILL), the kernel asks the child to stop. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+	if (getppid() != master)
+		exit(0);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -205,6 +210,7 @@ static void spawn(struct master *m, struct child *c)
 		return;
 	}
 	fflush(stderr);
+	pid_t master = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("fork: %s", strerror(errno));
@@ -215,7 +221,7 @@ static void spawn(struct master *m, struct child *c)
 	if (pid == 0) {
 		close(sv[0]);
 		c->channel_fd = -1;
-		child_setup(m, c);
+		child_setup(m, c, master);
 		/* exit, not _exit: the sanitizer build checks the child for
 		 * leaks on the way out. */
 		exit(run_child(m, c, sv[1]));
