@@ -38,6 +38,8 @@ void config_defaults(struct config *cfg)
 	cfg->max_message_size = CONFIG_DEFAULT_MAX_MESSAGE_SIZE;
 	cfg->max_recipients = CONFIG_DEFAULT_MAX_RECIPIENTS;
 	cfg->smtp_timeout_seconds = CONFIG_DEFAULT_SMTP_TIMEOUT;
+	cfg->greet_pause_ms = CONFIG_DEFAULT_GREET_PAUSE_MS;
+	cfg->greet_pause_loopback = false;
 	cfg->workers = 0;
 }
 
@@ -159,6 +161,17 @@ static const char *config_apply(struct config *cfg, const char *key,
 		if (parse_uint(value, 1, 3600, &n) != 0)
 			return "expected seconds from 1 to 3600";
 		cfg->smtp_timeout_seconds = (unsigned)n;
+	} else if (strcmp(key, "smtp.greet_pause") == 0) {
+		if (parse_uint(value, 0, 10000, &n) != 0)
+			return "expected milliseconds from 0 to 10000";
+		cfg->greet_pause_ms = (unsigned)n;
+	} else if (strcmp(key, "smtp.greet_pause_loopback") == 0) {
+		if (strcmp(value, "yes") == 0)
+			cfg->greet_pause_loopback = true;
+		else if (strcmp(value, "no") == 0)
+			cfg->greet_pause_loopback = false;
+		else
+			return "expected yes or no";
 	} else if (strcmp(key, "workers") == 0) {
 		if (parse_uint(value, 0, CONFIG_MAX_WORKERS, &n) != 0)
 			return "expected a number from 0 (one per core) to 64";

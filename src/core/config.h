@@ -25,6 +25,7 @@ enum listener_kind {
 #define CONFIG_DEFAULT_MAX_RECIPIENTS	100
 #define CONFIG_DEFAULT_SMTP_TIMEOUT	300
 #define CONFIG_MAX_WORKERS		64
+#define CONFIG_DEFAULT_GREET_PAUSE_MS	500
 
 struct config {
 	char hostname[256];
@@ -36,6 +37,12 @@ struct config {
 	uint64_t max_message_size;
 	unsigned max_recipients;
 	unsigned smtp_timeout_seconds;
+	/* MX only: the greeting waits this long, and a client that talks
+	 * meanwhile is not a mail client. 0 greets at once. */
+	unsigned greet_pause_ms;
+	/* Whether the pause applies to loopback clients too (local
+	 * programs are trusted to wait; tests turn this on). */
+	bool greet_pause_loopback;
 	unsigned workers; /* smtp worker processes; 0 means one per core */
 };
 

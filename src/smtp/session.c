@@ -43,6 +43,7 @@
 #define SMTP_MAX_HELO		255
 
 enum session_state {
+	STATE_GREETING, /* greet pause: reading, but not yet greeted */
 	STATE_COMMAND,
 	STATE_AUTH_LINE, /* waiting for a SASL response line */
 	STATE_DATA,
@@ -66,6 +67,7 @@ struct smtp_session {
 	bool tls;
 	bool starttls_pending;
 	enum session_state state;
+	struct event *greet_timer;
 	unsigned errors;
 	bool freeing;
 
@@ -159,6 +161,8 @@ static void session_free(struct smtp_session *s, const char *reason)
 		auth_request_cancel(s->auth_request);
 	if (s->delivery != NULL)
 		delivery_job_detach(s->delivery);
+	if (s->greet_timer != NULL)
+		event_free(s->greet_timer);
 	transaction_reset(s);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
@@ -923,6 +927,7 @@ static void session_process(struct smtp_session *s)
 			if (s->state == STATE_BDAT)
 				return;
 			break;
+		case STATE_GREETING:
 		case STATE_WAIT:
 		case STATE_CLOSING:
 			return;
@@ -956,7 +961,7 @@ static void session_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	struct smtp_session *s = arg;
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->state == STATE_WAIT) {
+		if (s->state == STATE_WAIT || s->state == STATE_GREETING) {
 			/* Our own wait, not the client's: keep going. */
 			bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 			return;
@@ -1002,6 +1007,32 @@ static void format_remote(struct smtp_session *s, const struct sockaddr *sa)
 	} else {
 		snprintf(s->remote, sizeof(s->remote), "unknown");
 	}
+}
+
+static void greet(struct smtp_session *s)
+{
+	s->state = STATE_COMMAND;
+	replyf(s, "220 %s ESMTP dijk", s->server->config->hostname);
+}
+
+static void refuse_early_talker(struct smtp_session *s)
+{
+	reply(s, "554 5.5.0 Talking before the greeting; goodbye");
+	session_close(s, "client talked before the greeting");
+}
+
+static void greet_pause_over(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct smtp_session *s = arg;
+	event_free(s->greet_timer);
+	s->greet_timer = NULL;
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
+		refuse_early_talker(s);
+		return;
+	}
+	greet(s);
 }
 
 void smtp_session_start(struct smtp_server *server, enum smtp_port port, int fd,
@@ -1061,13 +1092,21 @@ void smtp_session_start(struct smtp_server *server, enum smtp_port port, int fd,
 	if (port != SMTP_PORT_SUBMISSIONS) {
 		uint8_t peek;
 		if (recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
-			reply(s,
-			      "554 5.5.0 Talking before the greeting; goodbye");
-			session_close(s, "client talked before the greeting");
+			refuse_early_talker(s);
 			return;
 		}
 	}
-	replyf(s, "220 %s ESMTP dijk", server->config->hostname);
+	const struct config *cfg = server->config;
+	if (port == SMTP_PORT_MX && cfg->greet_pause_ms > 0 &&
+	    (!s->loopback || cfg->greet_pause_loopback)) {
+		s->state = STATE_GREETING;
+		s->greet_timer = evtimer_new(server->base, greet_pause_over, s);
+		struct timeval pause = {cfg->greet_pause_ms / 1000,
+					(cfg->greet_pause_ms % 1000) * 1000};
+		evtimer_add(s->greet_timer, &pause);
+		return;
+	}
+	greet(s);
 }
 
 void smtp_sessions_shutdown(struct smtp_server *server)

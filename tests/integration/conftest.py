@@ -164,3 +164,258 @@ def dijk_factory(tmp_path):
 @pytest.fixture
 def dijk(dijk_factory):
     return dijk_factory()
+
+
+# --- Process helpers (appended for test_processes.py / test_durability.py) ---
+
+def wait_until(predicate, timeout, interval=0.05, what="condition"):
+    """Polls predicate until it returns something truthy; returns that, or
+    raises AssertionError after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def pid_alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state follows the parenthesised command name.
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def descendants(pid):
+    """All live descendants of pid, found through /proc/PID/task/*/children."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                kids = Path(f"/proc/{p}/task/{t}/children").read_text().split()
+            except OSError:
+                continue
+            for k in map(int, kids):
+                if k not in found:
+                    found.append(k)
+                    todo.append(k)
+    return found
+
+
+def kill9_family(server, timeout=10):
+    """SIGKILLs a running Dijk's master and every process under it, as a
+    power cut would, then reaps the master. The master is stopped first so
+    that it cannot fork a replacement between the listing and the kill.
+    Returns the PIDs killed."""
+    master = server.proc.pid
+    os.kill(master, signal.SIGSTOP)
+    family = descendants(master)
+    for pid in family:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.kill(master, signal.SIGKILL)
+    code = server.stop(timeout=timeout)
+    assert code == -signal.SIGKILL, f"master ended with {code}"
+    wait_until(lambda: not any(pid_alive(p) for p in family), timeout,
+               what="the killed children to disappear")
+    return [master, *family]
+
+
+# --- Raw SMTP over a socket (test_smtp_protocol.py, test_smtp_abuse.py) ---
+
+import re as _re  # noqa: E402
+import uuid as _uuid  # noqa: E402
+
+
+class RawSmtp:
+    """A line-level SMTP client on a plain socket. Every read has a timeout,
+    so a server that does not answer fails the test instead of hanging."""
+
+    def __init__(self, port, greeting=True, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.greeting = self.reply() if greeting else None
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError(f"connection closed; unread: {self.buf!r}")
+        self.buf += chunk
+
+    def line(self):
+        """One reply line, without its CRLF."""
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("latin-1")
+
+    def reply(self):
+        """The lines of one reply, up to the line with a space (or nothing)
+        after the code."""
+        lines = []
+        while True:
+            line = self.line()
+            lines.append(line)
+            if len(line) < 4 or line[3] != "-":
+                return lines
+
+    def cmd(self, line):
+        self.send(line.encode("utf-8") + b"\r\n" if isinstance(line, str) else line + b"\r\n")
+        return self.reply()
+
+    def ehlo(self, name="client.remote.test"):
+        r = self.cmd(f"EHLO {name}")
+        assert r[0] == "250-mail.example.test", r
+        return r
+
+    def rest_until_close(self, timeout=5.0):
+        """Everything the server sends until it closes the connection."""
+        self.sock.settimeout(timeout)
+        data, self.buf = self.buf, b""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return data
+                data += chunk
+        except ConnectionResetError:
+            return data
+        except socket.timeout:
+            raise AssertionError(f"connection still open after {timeout}s; got {data!r}")
+
+    def assert_closed(self, timeout=5.0):
+        rest = self.rest_until_close(timeout)
+        assert rest == b"", f"data after the last reply: {rest!r}"
+
+    def assert_silent(self, wait=0.3):
+        """Nothing more arrives within wait seconds (the connection stays open)."""
+        assert self.buf == b"", f"unexpected data: {self.buf!r}"
+        self.sock.settimeout(wait)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            return
+        finally:
+            self.sock.settimeout(10.0)
+        raise AssertionError(f"unexpected data: {chunk!r}")
+
+    def starttls(self, context):
+        assert self.buf == b"", f"data after the 220 of STARTTLS: {self.buf!r}"
+        self.sock = context.wrap_socket(self.sock)
+        self.sock.settimeout(10.0)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def split_received(stored):
+    """(the Received header dijk prepends, the bytes after it)."""
+    m = _re.match(rb"Received: [^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*", stored)
+    assert m, f"stored message does not start with a Received header: {stored[:200]!r}"
+    return m.group(0), stored[m.end():]
+
+
+def smtp_deliver_raw(port, rcpts=("bob@example.test",), body=None,
+                     sender="health@remote.test"):
+    """A plain MX delivery on a new connection; returns the body sent."""
+    if body is None:
+        body = (f"Subject: health {_uuid.uuid4().hex}\r\n\r\nstill serving\r\n").encode()
+    with RawSmtp(port) as c:
+        assert c.greeting == ["220 mail.example.test ESMTP dijk"], c.greeting
+        c.ehlo()
+        assert c.cmd(f"MAIL FROM:<{sender}>") == ["250 2.1.0 Ok"]
+        for r in rcpts:
+            assert c.cmd(f"RCPT TO:<{r}>") == ["250 2.1.5 Ok"]
+        assert c.cmd("DATA") == ["354 End data with <CR><LF>.<CR><LF>"]
+        c.send(body + b".\r\n")
+        r = c.reply()
+        assert len(r) == 1 and r[0].startswith("250 2.0.0 Ok: queued as "), r
+        assert c.cmd("QUIT") == ["221 2.0.0 mail.example.test closing connection"]
+    return body
+
+
+def assert_smtp_still_serves(dijk, rcpt="bob@example.test"):
+    """A NEW client can still deliver, and gets exactly its message stored."""
+    before = dijk.messages(rcpt)
+    body = smtp_deliver_raw(dijk.smtp_port, rcpts=(rcpt,))
+    after = dijk.messages(rcpt)
+    assert len(after) == len(before) + 1, (before, after)
+    _, content = split_received(dijk.message(rcpt, after[-1][0]))
+    assert content == body
+
+
+class StoreMark:
+    """What a server's store held when a test began, so that a test on a
+    shared server can see exactly what it added."""
+
+    def __init__(self, dijk):
+        self.dijk = dijk
+        self.uids = {u: {row[0] for row in dijk.messages(u)} for u in PASSWORDS}
+
+    def new_messages(self, user):
+        return [row for row in self.dijk.messages(user) if row[0] not in self.uids[user]]
+
+    def new_bodies(self, user):
+        """The new messages of user, without dijk's Received header."""
+        return [split_received(self.dijk.message(user, uid))[1]
+                for uid, _, _ in self.new_messages(user)]
+
+
+@pytest.fixture(scope="module")
+def _smtp_shared_servers(tmp_path_factory):
+    servers = []
+    yield servers
+    for d in servers:
+        code = d.stop()
+        assert code in (None, 0), f"dijk serve exited with {code}:\n{d.logs()[-4000:]}"
+        for bad in ("panic", "ERROR: AddressSanitizer", "runtime error:"):
+            assert bad not in d.logs(), d.logs()[-8000:]
+
+
+@pytest.fixture
+def smtp_shared_dijk(_smtp_shared_servers, tmp_path_factory):
+    """One default server shared by the tests of a module (starting a
+    server per test is slow under ASan). Never give it outbound mail: its
+    queue stays empty. .mark is a StoreMark taken as the test begins; a
+    test that kills the server fails, and the next test gets a new one."""
+    servers = _smtp_shared_servers
+    if not servers or servers[-1].proc is None or servers[-1].proc.poll() is not None:
+        d = Dijk(tmp_path_factory.mktemp("shared") / "data")
+        servers.append(d)
+        d.start()
+    d = servers[-1]
+    log_start = len(d.logs())
+    d.mark = StoreMark(d)
+    yield d
+    assert d.proc is not None and d.proc.poll() is None, \
+        f"dijk serve died during the test:\n{d.logs()[log_start:][-4000:]}"
+    new_log = d.logs()[log_start:]
+    for bad in ("panic", "ERROR: AddressSanitizer", "runtime error:"):
+        assert bad not in new_log, new_log[-8000:]
