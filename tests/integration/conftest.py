@@ -105,6 +105,8 @@ class Dijk:
         return code
 
     def logs(self):
+        if not self.log_path.exists():
+            return ""
         return self.log_path.read_text(errors="replace")
 
     def children(self, name):
