@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 static const char *process_name = "dijk";
+static long process_id; /* 0: not yet known */
 static bool quiet;
 
 void log_set_process(const char *name)
 {
 	process_name = name;
+	process_id = (long)getpid();
 }
 
 void log_set_quiet(bool q)
@@ -27,6 +29,8 @@ static void log_line(const char *level, const char *fmt, va_list ap)
 	int n = vsnprintf(text, sizeof(text), fmt, ap);
 	if (n < 0)
 		n = 0;
+	if (process_id == 0)
+		process_id = (long)getpid();
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	struct tm tm;
@@ -35,7 +39,7 @@ static void log_line(const char *level, const char *fmt, va_list ap)
 	fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] %s: %s\n",
 		tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, process_name,
-		(long)getpid(), level, text);
+		process_id, level, text);
 	errno = saved_errno;
 }
 

@@ -7,8 +7,9 @@
 
 #include "core/common.h"
 
-/* Names the process in every following line ("master", "smtp", ...).
- * The string must stay valid for the life of the process. */
+/* Names the process in every following line ("master", "smtp", ...) and
+ * notes its pid; call it first thing in a new child. The string must stay
+ * valid for the life of the process. */
 void log_set_process(const char *name);
 /* Drops info lines when quiet is true (admin commands). */
 void log_set_quiet(bool quiet);

@@ -249,11 +249,12 @@ static int blob_write(struct store *s, const uint8_t *data, size_t size,
 		unlinkat(s->data_fd, tmp, 0);
 		return -1;
 	}
-	if (mkdirat(s->data_fd, dir, 0700) != 0 && errno != EEXIST) {
-		unlinkat(s->data_fd, tmp, 0);
-		return -1;
-	}
-	if (renameat(s->data_fd, tmp, s->data_fd, final) != 0) {
+	/* The fan-out directories exist from store_create; one removed by
+	 * hand is made again. */
+	int r = renameat(s->data_fd, tmp, s->data_fd, final);
+	if (r != 0 && errno == ENOENT && mkdirat(s->data_fd, dir, 0700) == 0)
+		r = renameat(s->data_fd, tmp, s->data_fd, final);
+	if (r != 0) {
 		unlinkat(s->data_fd, tmp, 0);
 		return -1;
 	}

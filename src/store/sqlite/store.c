@@ -39,6 +39,23 @@ static const char credentials_schema[] = "CREATE TABLE IF NOT EXISTS password ("
 					 " changed INTEGER NOT NULL);"
 					 "PRAGMA user_version = 1;";
 
+/* Another process holds the write lock: wait briefly and retry. SQLite's
+ * own busy timeout sleeps in steps of up to 100 ms, far longer than our
+ * transactions last, which stalls a whole delivery batch; this waits 50 us
+ * at first, doubling to 2 ms, up to STORE_BUSY_TIMEOUT_MS in all. */
+static int store_busy_wait(void *context, int count)
+{
+	(void)context;
+	unsigned long step = 50ul << (count < 6 ? count : 6);
+	if (step > 2000)
+		step = 2000;
+	/* Counting every step at its maximum keeps the bound conservative. */
+	if ((unsigned long)count * 2000 >= STORE_BUSY_TIMEOUT_MS * 1000ul)
+		return 0;
+	usleep((useconds_t)step);
+	return 1;
+}
+
 int store_sqlite_open(const char *path, sqlite3 **db_r, char *error,
 		      size_t error_size)
 {
@@ -53,7 +70,7 @@ int store_sqlite_open(const char *path, sqlite3 **db_r, char *error,
 		sqlite3_close(db);
 		return -1;
 	}
-	sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(db, store_busy_wait, NULL);
 	/* WAL with full sync: a committed transaction is on disk. */
 	char *err = NULL;
 	rc = sqlite3_exec(db,
