@@ -72,7 +72,7 @@ run_lint() {
 run_unit() {
 	echo "== unit tests"
 	for t in build/test_*; do
-		[ -x "$t" ] || continue
+		[ -f "$t" ] && [ -x "$t" ] || continue
 		"$t"
 		record "unit $(basename "$t")" $?
 	done
@@ -103,7 +103,7 @@ run_asan() {
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 	for t in build-asan/test_*; do
-		[ -x "$t" ] || continue
+		[ -f "$t" ] && [ -x "$t" ] || continue
 		"$t"
 		record "unit (asan) $(basename "$t")" $?
 	done
