@@ -74,7 +74,8 @@ run_unit() {
 	for t in build/test_*; do
 		[ -f "$t" ] && [ -x "$t" ] || continue
 		"$t"
-		record "unit $(basename "$t")" $?
+		local status=$?
+		record "unit ${t##*/}" $status
 	done
 }
 
@@ -105,7 +106,8 @@ run_asan() {
 	for t in build-asan/test_*; do
 		[ -f "$t" ] && [ -x "$t" ] || continue
 		"$t"
-		record "unit (asan) $(basename "$t")" $?
+		local status=$?
+		record "unit (asan) ${t##*/}" $status
 	done
 	DIJK_SANITIZED=1 run_integration "asan" "$PWD/build-asan/dijk"
 	unset ASAN_OPTIONS UBSAN_OPTIONS
