@@ -27,7 +27,9 @@ flags=(-g -O1 -std=c17 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined
 # Each target with the sources it needs.
 declare -A sources=(
 	[smtp_command]="src/smtp/parser.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
+	[imap_command]="src/imap/parser.c src/imap/arena.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[smtp_data]="src/smtp/parser.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
+	[mime]="src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/mime.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[config]="src/core/config.c src/core/util.c src/core/log.c"
 	[base64]="src/core/base64.c src/core/util.c src/core/log.c"
 	[ipc]="src/core/ipc.c src/core/buf.c src/core/util.c src/core/log.c"

@@ -8,6 +8,7 @@
 #include "core/ipc.h"
 #include "core/log.h"
 #include "core/tls.h"
+#include "imap/imap.h"
 #include "smtp/smtp.h"
 
 #include <errno.h>
@@ -34,7 +35,7 @@
 #define STOP_GRACE_SECONDS	30
 #define LISTEN_BACKLOG		1024
 
-enum child_kind { CHILD_AUTH, CHILD_SMTP };
+enum child_kind { CHILD_AUTH, CHILD_SMTP, CHILD_IMAP };
 
 struct child {
 	struct master *m;
@@ -65,7 +66,9 @@ struct master {
 
 static const char *child_name(const struct child *c)
 {
-	return c->kind == CHILD_AUTH ? "auth" : "smtp";
+	return c->kind == CHILD_AUTH   ? "auth"
+	       : c->kind == CHILD_SMTP ? "smtp"
+				       : "imap";
 }
 
 static int bind_listener(const char *value, const char *key,
@@ -190,6 +193,22 @@ static int run_child(struct master *m, struct child *c, int fd)
 		return authd_run(m->data_dir, m->auth_fd);
 	}
 	close(m->auth_fd);
+	if (c->kind == CHILD_IMAP) {
+		close(m->listen_fds[LISTENER_SMTP]);
+		close(m->listen_fds[LISTENER_SUBMISSION]);
+		close(m->listen_fds[LISTENER_SUBMISSIONS]);
+		struct imap_worker_params ip = {
+			.config = m->cfg,
+			.data_dir = m->data_dir,
+			.imap_fd = m->listen_fds[LISTENER_IMAP],
+			.imaps_fd = m->listen_fds[LISTENER_IMAPS],
+			.tls = m->tls,
+			.master_fd = fd,
+		};
+		return imap_worker_run(&ip);
+	}
+	close(m->listen_fds[LISTENER_IMAP]);
+	close(m->listen_fds[LISTENER_IMAPS]);
 	struct smtp_worker_params p = {
 		.config = m->cfg,
 		.data_dir = m->data_dir,
@@ -439,7 +458,9 @@ int master_run(const char *data_dir, const struct config *cfg)
 	for (int i = 0; i < LISTENER_COUNT; i++)
 		m->listen_fds[i] = -1;
 
-	bool need_tls = cfg->listen[LISTENER_SUBMISSIONS][0] != '\0' ||
+	bool need_tls = cfg->listen[LISTENER_IMAP][0] != '\0' ||
+			cfg->listen[LISTENER_IMAPS][0] != '\0' ||
+			cfg->listen[LISTENER_SUBMISSIONS][0] != '\0' ||
 			cfg->listen[LISTENER_SUBMISSION][0] != '\0' ||
 			cfg->listen[LISTENER_SMTP][0] != '\0';
 	if (need_tls) {
@@ -457,10 +478,9 @@ int master_run(const char *data_dir, const struct config *cfg)
 	for (int i = 0; i < LISTENER_COUNT; i++) {
 		if (cfg->listen[i][0] == '\0')
 			continue;
-		if (i != LISTENER_SMTP && i != LISTENER_SUBMISSION &&
-		    i != LISTENER_SUBMISSIONS) {
+		if (i == LISTENER_HTTP || i == LISTENER_HTTPS) {
 			log_warning("%s is set, but this version of dijk serves"
-				    " only SMTP; not listening on %s",
+				    " only SMTP and IMAP; not listening on %s",
 				    config_listener_key((enum listener_kind)i),
 				    cfg->listen[i]);
 			continue;
@@ -495,8 +515,15 @@ int master_run(const char *data_dir, const struct config *cfg)
 
 	m->children[m->child_count++].kind = CHILD_AUTH;
 	unsigned workers = worker_count(cfg);
-	for (unsigned i = 0; i < workers; i++)
+	bool smtp = cfg->listen[LISTENER_SMTP][0] ||
+		    cfg->listen[LISTENER_SUBMISSION][0] ||
+		    cfg->listen[LISTENER_SUBMISSIONS][0];
+	bool imap =
+		cfg->listen[LISTENER_IMAP][0] || cfg->listen[LISTENER_IMAPS][0];
+	for (unsigned i = 0; smtp && i < workers; i++)
 		m->children[m->child_count++].kind = CHILD_SMTP;
+	for (unsigned i = 0; imap && i < workers; i++)
+		m->children[m->child_count++].kind = CHILD_IMAP;
 	for (size_t i = 0; i < m->child_count; i++) {
 		struct child *c = &m->children[i];
 		c->m = m;

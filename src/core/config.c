@@ -39,6 +39,7 @@ void config_defaults(struct config *cfg)
 	cfg->max_recipients = CONFIG_DEFAULT_MAX_RECIPIENTS;
 	cfg->smtp_timeout_seconds = CONFIG_DEFAULT_SMTP_TIMEOUT;
 	cfg->greet_pause_ms = CONFIG_DEFAULT_GREET_PAUSE_MS;
+	cfg->quota_bytes = CONFIG_DEFAULT_QUOTA;
 	cfg->greet_pause_loopback = false;
 	cfg->workers = 0;
 }
@@ -172,6 +173,10 @@ static const char *config_apply(struct config *cfg, const char *key,
 			cfg->greet_pause_loopback = false;
 		else
 			return "expected yes or no";
+	} else if (strcmp(key, "quota") == 0) {
+		if (parse_uint(value, 1024 * 1024, UINT64_C(1) << 50, &n) != 0)
+			return "expected bytes from 1048576 to 2^50";
+		cfg->quota_bytes = n;
 	} else if (strcmp(key, "workers") == 0) {
 		if (parse_uint(value, 0, CONFIG_MAX_WORKERS, &n) != 0)
 			return "expected a number from 0 (one per core) to 64";

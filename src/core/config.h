@@ -26,6 +26,7 @@ enum listener_kind {
 #define CONFIG_DEFAULT_SMTP_TIMEOUT	300
 #define CONFIG_MAX_WORKERS		64
 #define CONFIG_DEFAULT_GREET_PAUSE_MS	500
+#define CONFIG_DEFAULT_QUOTA		(UINT64_C(10) << 30)
 
 struct config {
 	char hostname[256];
@@ -43,7 +44,8 @@ struct config {
 	/* Whether the pause applies to loopback clients too (local
 	 * programs are trusted to wait; tests turn this on). */
 	bool greet_pause_loopback;
-	unsigned workers; /* smtp worker processes; 0 means one per core */
+	unsigned workers; /* worker processes per protocol; 0: one per core */
+	uint64_t quota_bytes; /* storage per account (IMAP QUOTA) */
 };
 
 /* The config key of a listener ("listen.smtp"). */

@@ -15,6 +15,8 @@
 
 #include "core/common.h"
 
+#include "core/buf.h"
+
 #include <time.h>
 
 #define STORE_MAX_ADDRESS      320
@@ -78,6 +80,16 @@ int store_credentials_get_password(struct store_credentials *c,
 int store_credentials_delete(struct store_credentials *c, uint64_t account_id,
 			     const char **error_r);
 
+/* System flags of a message (IMAP \Seen ... \Draft), as bits. */
+enum store_flag {
+	STORE_FLAG_SEEN = 1 << 0,
+	STORE_FLAG_ANSWERED = 1 << 1,
+	STORE_FLAG_FLAGGED = 1 << 2,
+	STORE_FLAG_DELETED = 1 << 3,
+	STORE_FLAG_DRAFT = 1 << 4,
+};
+#define STORE_FLAGS_ALL 0x1f
+
 /* Delivery. A delivery is one message for some local accounts (into their
  * INBOX) and some remote recipients (into the outbound queue). The caller
  * owns the struct and the bytes; the store only reads them during the call. */
@@ -85,15 +97,22 @@ struct store_delivery {
 	const uint8_t *data;
 	size_t size;
 	time_t internal_date;
+	/* Target mailbox (NULL: INBOX), flags (STORE_FLAG_* bits) and
+	 * keywords (space-separated) for every account of the delivery;
+	 * IMAP APPEND sets them. */
+	const char *mailbox;
+	unsigned flags;
+	const char *keywords;
 	const uint64_t *accounts;
 	size_t account_count;
 	const char *sender; /* envelope sender, for queued mail ("" for <>) */
 	const char *const *remote_recipients;
 	size_t remote_count;
 	/* Results, set by store_deliver_batch. */
-	int result;	   /* 0 or -1 */
-	const char *error; /* when result is -1; static text */
-	uint32_t *uids;	   /* account_count UIDs, allocated by caller */
+	int result;	      /* 0 or -1 */
+	const char *error;    /* when result is -1; static text */
+	uint32_t *uids;	      /* account_count UIDs, allocated by caller */
+	uint32_t uidvalidity; /* of the target mailbox, for APPENDUID */
 };
 
 /* Makes every delivery of the batch durable and visible: message bytes on
@@ -136,6 +155,164 @@ int store_message_list(struct store *s, uint64_t account_id,
 int store_message_read(struct store *s, uint64_t account_id,
 		       const char *mailbox, uint32_t uid, uint8_t **data_r,
 		       size_t *size_r, const char **error_r);
+
+/* ---- Mailboxes (IMAP) ----
+ * Names are UTF-8 with '/' as the hierarchy separator; "INBOX" is the
+ * inbox in any case. */
+#define STORE_HIERARCHY_SEPARATOR '/'
+
+struct store_mailbox {
+	uint64_t id;
+	char name[STORE_MAX_MAILBOX_NAME + 1];
+	char special_use[16]; /* "\Sent", or "" */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	bool subscribed;
+	/* counts, filled by store_mailbox_status */
+	uint64_t messages, unseen, deleted, size;
+};
+
+/* Looks a mailbox up by name. Returns 1 (found), 0 or -1. */
+int store_mailbox_get(struct store *s, uint64_t account_id, const char *name,
+		      struct store_mailbox *out, const char **error_r);
+/* The same plus message counts. */
+int store_mailbox_status(struct store *s, uint64_t account_id, const char *name,
+			 struct store_mailbox *out, const char **error_r);
+/* Calls fn for each mailbox in name order (counts not filled). */
+int store_mailbox_each(struct store *s, uint64_t account_id,
+		       void (*fn)(const struct store_mailbox *m, void *context),
+		       void *context, const char **error_r);
+/* Calls fn for each subscribed name, existing or not. */
+int store_subscription_each(struct store *s, uint64_t account_id,
+			    void (*fn)(const char *name, void *context),
+			    void *context, const char **error_r);
+
+enum store_mailbox_error {
+	STORE_MAILBOX_OK = 0,
+	STORE_MAILBOX_FAILED = -1,	 /* I/O or database: *error_r */
+	STORE_MAILBOX_EXISTS = -2,	 /* ALREADYEXISTS */
+	STORE_MAILBOX_NONEXISTENT = -3,	 /* NONEXISTENT */
+	STORE_MAILBOX_HAS_CHILDREN = -4, /* delete refused */
+	STORE_MAILBOX_BAD_NAME = -5,	 /* empty level, too long, ... */
+	STORE_MAILBOX_INBOX = -6,	 /* INBOX cannot be deleted */
+};
+/* Creates name and any missing parents. */
+int store_mailbox_create(struct store *s, uint64_t account_id, const char *name,
+			 const char **error_r);
+int store_mailbox_delete(struct store *s, uint64_t account_id, const char *name,
+			 const char **error_r);
+/* Renames the mailbox and its children. Renaming INBOX moves its messages
+ * into a new mailbox and leaves INBOX empty (RFC 3501 6.3.5). */
+int store_mailbox_rename(struct store *s, uint64_t account_id, const char *from,
+			 const char *to, const char **error_r);
+int store_mailbox_subscribe(struct store *s, uint64_t account_id,
+			    const char *name, bool subscribe,
+			    const char **error_r);
+
+/* ---- Messages of one mailbox ---- */
+struct store_message {
+	uint32_t uid;
+	uint64_t modseq;
+	unsigned flags;
+	const char *keywords; /* space-separated; valid during the callback */
+	time_t internal_date;
+	uint64_t size;
+};
+
+/* Calls fn for each message with modseq > since (0: all), in UID order. */
+int store_messages(struct store *s, uint64_t account_id, uint64_t mailbox_id,
+		   uint64_t since,
+		   void (*fn)(const struct store_message *m, void *context),
+		   void *context, const char **error_r);
+/* Calls fn for each UID expunged with modseq > since, in UID order. */
+int store_expunged(struct store *s, uint64_t account_id, uint64_t mailbox_id,
+		   uint64_t since, void (*fn)(uint32_t uid, void *context),
+		   void *context, const char **error_r);
+
+/* What the store cached about a message at delivery. */
+enum store_cached_field {
+	STORE_CACHED_ENVELOPE,
+	STORE_CACHED_BODYSTRUCTURE,
+	STORE_CACHED_BODY,
+};
+/* Appends the cached field to out. Returns 1, 0 (no such message), -1. */
+int store_message_cached(struct store *s, uint64_t account_id,
+			 uint64_t mailbox_id, uint32_t uid,
+			 enum store_cached_field field, struct buf *out,
+			 const char **error_r);
+/* Reads a message's bytes (malloc'd, the caller frees). 1, 0 or -1. */
+int store_message_bytes(struct store *s, uint64_t account_id,
+			uint64_t mailbox_id, uint32_t uid, uint8_t **data_r,
+			size_t *size_r, const char **error_r);
+
+enum store_flags_op { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
+
+/* Changes flags and keywords of the given UIDs. With unchangedsince > 0,
+ * a message whose modseq is greater is left alone and reported to failed.
+ * changed is called for each message whose flags changed, with its new
+ * state (and new modseq). */
+int store_flags_update(struct store *s, uint64_t account_id,
+		       uint64_t mailbox_id, const uint32_t *uids, size_t count,
+		       enum store_flags_op op, unsigned flags,
+		       const char *keywords, uint64_t unchangedsince,
+		       void (*changed)(const struct store_message *m,
+				       void *context),
+		       void (*failed)(uint32_t uid, void *context),
+		       void *context, const char **error_r);
+
+/* Expunges messages flagged \Deleted (among uids when uids is not NULL).
+ * Calls fn with each expunged UID, in UID order. */
+int store_expunge(struct store *s, uint64_t account_id, uint64_t mailbox_id,
+		  const uint32_t *uids, size_t count,
+		  void (*fn)(uint32_t uid, void *context), void *context,
+		  const char **error_r);
+
+/* Copies (or moves) the given UIDs to another mailbox of the account.
+ * new_uids_r (count entries) gets the new UIDs, 0 for UIDs that did not
+ * exist; *uidvalidity_r the target's UIDVALIDITY. A move expunges the
+ * sources in the same transaction. */
+int store_copy(struct store *s, uint64_t account_id, uint64_t from_mailbox,
+	       const uint32_t *uids, size_t count, uint64_t to_mailbox,
+	       bool move, uint32_t *new_uids_r, uint32_t *uidvalidity_r,
+	       const char **error_r);
+
+/* Bytes of all messages of the account (copies count once per mailbox). */
+int store_account_usage(struct store *s, uint64_t account_id, uint64_t *bytes_r,
+			const char **error_r);
+
+/* Search helpers. Text search matches words and word prefixes of the
+ * decoded text (full-text index); header search matches substrings of the
+ * decoded header value, case-insensitively for ASCII. */
+enum store_text_field {
+	STORE_TEXT_ALL,	 /* headers and body (IMAP TEXT) */
+	STORE_TEXT_BODY, /* body only */
+	STORE_TEXT_FROM,
+	STORE_TEXT_TO,
+	STORE_TEXT_CC,
+	STORE_TEXT_BCC,
+	STORE_TEXT_SUBJECT,
+};
+/* Calls fn for each matching UID of the mailbox (any order). */
+int store_search_text(struct store *s, uint64_t account_id, uint64_t mailbox_id,
+		      enum store_text_field field, const char *value,
+		      void (*fn)(uint32_t uid, void *context), void *context,
+		      const char **error_r);
+
+/* Sort and thread keys of each message of a mailbox. */
+struct store_sort_keys {
+	uint32_t uid;
+	time_t internal_date;
+	int64_t sent_date; /* -1 when none */
+	uint64_t size;
+	const char *base_subject, *sort_from, *sort_to, *sort_cc, *display_from,
+		*display_to, *message_id, *in_reply_to, *references;
+};
+int store_sort_keys_each(struct store *s, uint64_t account_id,
+			 uint64_t mailbox_id,
+			 void (*fn)(const struct store_sort_keys *k,
+				    void *context),
+			 void *context, const char **error_r);
 
 /* Outbound queue, as far as this issue goes: the number of queued
  * messages and a listing. */

@@ -26,19 +26,19 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, timeout=15.0):
+def wait_port(port, timeout=15.0, banner=b"220"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.settimeout(2)
-                banner = s.recv(512)
-                if banner.startswith(b"220"):
+                got = s.recv(512)
+                if got.startswith(banner):
                     return
         except OSError:
             pass
         time.sleep(0.05)
-    raise TimeoutError(f"port {port} did not answer with a 220 banner")
+    raise TimeoutError(f"port {port} did not answer with {banner!r}")
 
 
 class Dijk:
@@ -55,11 +55,15 @@ class Dijk:
         self.smtp_port = free_port()
         self.submission_port = free_port()
         self.submissions_port = free_port()
+        self.imap_port = free_port()
+        self.imaps_port = free_port()
         self.config = {
             "hostname": "mail.example.test",
             "listen.smtp": f"127.0.0.1:{self.smtp_port}",
             "listen.submission": f"127.0.0.1:{self.submission_port}",
             "listen.submissions": f"127.0.0.1:{self.submissions_port}",
+            "listen.imap": f"127.0.0.1:{self.imap_port}",
+            "listen.imaps": f"127.0.0.1:{self.imaps_port}",
         }
         self.config.update(extra_config or {})
         self.write_config()
@@ -90,6 +94,8 @@ class Dijk:
         )
         for port in (self.smtp_port, self.submission_port):
             wait_port(port)
+        if self.config.get("listen.imap"):
+            wait_port(self.imap_port, banner=b"* OK")
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=30):

@@ -42,6 +42,20 @@ sqlite3 *store_account_db(struct store *s, uint64_t account_id, bool create);
 /* Closes an account's index if open, and removes its files. */
 int store_account_remove(struct store *s, uint64_t account_id);
 
+/* Takes the next MODSEQ of the account (inside the caller's write
+ * transaction). Returns 0 with s->error on failure. */
+sqlite3_int64 store_next_modseq(struct store *s, sqlite3 *db);
+/* Adds delta to a content row's reference count; a row that drops to zero
+ * is removed with its full-text entry (its blob file stays: blobs may be
+ * shared between accounts and are reclaimed separately). */
+int store_content_ref(struct store *s, sqlite3 *db, sqlite3_int64 content_id,
+		      int delta);
+
+/* Reads a blob of the given size into a malloc'd buffer. Returns 1, or -1
+ * with *error_r. */
+int store_blob_read(struct store *s, const char *blob, uint64_t size,
+		    uint8_t **data_r, size_t *size_r, const char **error_r);
+
 /* Lower-cases ASCII letters of an address or domain into out (size bytes).
  * Returns -1 when it does not fit. */
 int store_normalize(struct slice in, char *out, size_t size);

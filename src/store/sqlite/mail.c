@@ -11,6 +11,8 @@
 
 #include "store/sqlite/internal.h"
 
+#include "store/sqlite/meta.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,25 +31,62 @@ static const char account_schema[] =
 	" special_use TEXT,"
 	" uidvalidity INTEGER NOT NULL,"
 	" uidnext INTEGER NOT NULL,"
-	" highestmodseq INTEGER NOT NULL,"
-	" subscribed INTEGER NOT NULL DEFAULT 1);"
+	" highestmodseq INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS subscription ("
+	" name TEXT PRIMARY KEY);"
+	/* One row per distinct message body in this account; messages in
+	 * several mailboxes (copies) share it, and so do its cached IMAP
+	 * structures and its full-text entry (fts rowid = content id). */
+	"CREATE TABLE IF NOT EXISTS content ("
+	" id INTEGER PRIMARY KEY,"
+	" blob TEXT NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" refs INTEGER NOT NULL DEFAULT 0,"
+	" envelope TEXT,"
+	" bodystructure TEXT,"
+	" body TEXT,"
+	" sent_date INTEGER,"
+	" subject TEXT,"
+	" base_subject TEXT,"
+	" hdr_from TEXT,"
+	" hdr_to TEXT,"
+	" hdr_cc TEXT,"
+	" hdr_bcc TEXT,"
+	" sort_from TEXT,"
+	" sort_to TEXT,"
+	" sort_cc TEXT,"
+	" display_from TEXT,"
+	" display_to TEXT,"
+	" message_id TEXT,"
+	" in_reply_to TEXT,"
+	" refs_header TEXT,"
+	" has_attachment INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS message ("
+	" id INTEGER PRIMARY KEY,"
 	" mailbox_id INTEGER NOT NULL REFERENCES mailbox(id),"
 	" uid INTEGER NOT NULL,"
 	" modseq INTEGER NOT NULL,"
 	" flags INTEGER NOT NULL DEFAULT 0,"
-	" keywords TEXT,"
+	" keywords TEXT NOT NULL DEFAULT '',"
 	" internal_date INTEGER NOT NULL,"
-	" size INTEGER NOT NULL,"
-	" blob TEXT NOT NULL,"
-	" envelope TEXT,"
-	" bodystructure TEXT,"
+	" content_id INTEGER NOT NULL REFERENCES content(id),"
 	" thread_id INTEGER,"
+	" UNIQUE (mailbox_id, uid));"
+	"CREATE INDEX IF NOT EXISTS message_modseq ON message (mailbox_id, modseq);"
+	"CREATE INDEX IF NOT EXISTS message_content ON message (content_id);"
+	/* Expunged UIDs with the MODSEQ of their removal (QRESYNC VANISHED). */
+	"CREATE TABLE IF NOT EXISTS expunged ("
+	" mailbox_id INTEGER NOT NULL,"
+	" uid INTEGER NOT NULL,"
+	" modseq INTEGER NOT NULL,"
 	" PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5 ("
+	" headers, body, tokenize = 'unicode61 remove_diacritics 2');"
 	"CREATE TABLE IF NOT EXISTS counter ("
 	" name TEXT PRIMARY KEY,"
 	" value INTEGER NOT NULL);"
 	"INSERT OR IGNORE INTO counter (name, value) VALUES ('modseq', 1);"
+	"INSERT OR IGNORE INTO counter (name, value) VALUES ('uidvalidity', 0);"
 	"PRAGMA user_version = 1;";
 
 static const struct {
@@ -102,6 +141,14 @@ static int account_init(struct store *s, sqlite3 *db)
 		}
 	}
 	sqlite3_finalize(st);
+	char sql[200];
+	snprintf(sql, sizeof(sql),
+		 "INSERT OR IGNORE INTO subscription (name) SELECT name FROM"
+		 " mailbox; UPDATE counter SET value = %u WHERE name ="
+		 " 'uidvalidity' AND value < %u",
+		 uidvalidity, uidvalidity);
+	if (store_exec(s, db, sql) != 0)
+		goto fail;
 	return store_exec(s, db, "COMMIT");
 fail:
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -292,10 +339,78 @@ static void fail_delivery(struct store_delivery *d, const char *why)
 	}
 }
 
+static void bind_buf(sqlite3_stmt *st, int column, const struct buf *b)
+{
+	sqlite3_bind_text(st, column, b->n ? (const char *)b->p : "", (int)b->n,
+			  SQLITE_STATIC);
+}
+
+/* Inserts the content row (with its cached data and full-text entry) of
+ * one delivery in an account; returns its id or 0. */
+static sqlite3_int64 insert_content(struct store *s, sqlite3 *db,
+				    const char *blob, size_t size,
+				    const struct content_meta *m)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_int64 id = 0;
+	if (sqlite3_prepare_v2(
+		    db,
+		    "INSERT INTO content (blob, size, envelope, bodystructure,"
+		    " body, sent_date, subject, base_subject, hdr_from, hdr_to,"
+		    " hdr_cc, hdr_bcc, sort_from, sort_to, sort_cc,"
+		    " display_from, display_to, message_id, in_reply_to,"
+		    " refs_header, has_attachment) VALUES (?, ?, ?, ?, ?, ?, ?,"
+		    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		    -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, blob, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+	bind_buf(st, 3, &m->envelope);
+	bind_buf(st, 4, &m->bodystructure);
+	bind_buf(st, 5, &m->body);
+	if (m->sent_date >= 0)
+		sqlite3_bind_int64(st, 6, m->sent_date);
+	else
+		sqlite3_bind_null(st, 6);
+	const struct buf *texts[] = {
+		&m->subject,	  &m->base_subject, &m->from,
+		&m->to,		  &m->cc,	    &m->bcc,
+		&m->sort_from,	  &m->sort_to,	    &m->sort_cc,
+		&m->display_from, &m->display_to,   &m->message_id,
+		&m->in_reply_to,  &m->references,
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(texts); i++)
+		bind_buf(st, 7 + (int)i, texts[i]);
+	sqlite3_bind_int(st, 21, m->has_attachment);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto out;
+	id = sqlite3_last_insert_rowid(db);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO fts (rowid, headers, body)"
+			       " VALUES (?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		id = 0;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	bind_buf(st, 2, &m->fts_headers);
+	bind_buf(st, 3, &m->fts_body);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		id = 0;
+out:
+	if (id == 0)
+		store_db_error(s, db, "deliver: content");
+	sqlite3_finalize(st);
+	return id;
+}
+
 /* Inserts one account's share of the batch in one transaction. */
 static int deliver_to_account(struct store *s,
 			      struct store_delivery *const *batch,
 			      char (*blob_ids)[BLOB_ID_LEN + 1],
+			      const struct content_meta *metas,
 			      const struct account_job *jobs, size_t count)
 {
 	sqlite3 *db = store_account_db(s, jobs[0].account_id, false);
@@ -303,99 +418,91 @@ static int deliver_to_account(struct store *s,
 		return -1;
 	if (store_exec(s, db, "BEGIN IMMEDIATE") != 0)
 		return -1;
-	sqlite3_stmt *mailbox = NULL, *insert = NULL;
-	if (sqlite3_prepare_v2(
-		    db, "SELECT id, uidnext FROM mailbox WHERE name = 'INBOX'",
-		    -1, &mailbox, NULL) != SQLITE_OK ||
+	sqlite3_stmt *mailbox = NULL, *insert = NULL, *update = NULL;
+	if (sqlite3_prepare_v2(db,
+			       "SELECT id, uidnext, uidvalidity FROM mailbox"
+			       " WHERE name = ?",
+			       -1, &mailbox, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			       "INSERT INTO message (mailbox_id, uid, modseq,"
-			       " internal_date, size, blob)"
-			       " VALUES (?, ?, ?, ?, ?, ?)",
-			       -1, &insert, NULL) != SQLITE_OK) {
+			       " flags, keywords, internal_date, content_id)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?)",
+			       -1, &insert, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "UPDATE mailbox SET uidnext = uidnext + 1,"
+			       " highestmodseq = ? WHERE id = ?",
+			       -1, &update, NULL) != SQLITE_OK) {
 		store_db_error(s, db, "deliver");
 		goto fail;
 	}
-	if (sqlite3_step(mailbox) != SQLITE_ROW) {
-		store_db_error(s, db, "deliver: no INBOX");
+	sqlite3_int64 modseq = store_next_modseq(s, db);
+	if (modseq <= 0)
 		goto fail;
-	}
-	sqlite3_int64 mailbox_id = sqlite3_column_int64(mailbox, 0);
-	sqlite3_int64 uidnext = sqlite3_column_int64(mailbox, 1);
-	sqlite3_int64 modseq = 0;
-	{
-		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(
-			    db,
-			    "SELECT value FROM counter WHERE name = 'modseq'",
-			    -1, &st, NULL) != SQLITE_OK ||
-		    sqlite3_step(st) != SQLITE_ROW) {
-			store_db_error(s, db, "deliver: modseq");
-			sqlite3_finalize(st);
+	for (size_t i = 0; i < count; i++) {
+		struct store_delivery *d = batch[jobs[i].delivery];
+		sqlite3_reset(mailbox);
+		sqlite3_bind_text(mailbox, 1, d->mailbox ? d->mailbox : "INBOX",
+				  -1, SQLITE_STATIC);
+		if (sqlite3_step(mailbox) != SQLITE_ROW) {
+			snprintf(s->error, sizeof(s->error),
+				 "deliver: no mailbox %s",
+				 d->mailbox ? d->mailbox : "INBOX");
 			goto fail;
 		}
-		modseq = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
-	if (uidnext + (sqlite3_int64)count > UINT32_MAX) {
-		snprintf(s->error, sizeof(s->error), "UID space exhausted");
-		goto fail;
-	}
-	for (size_t i = 0; i < count; i++) {
-		const struct store_delivery *d = batch[jobs[i].delivery];
+		sqlite3_int64 mailbox_id = sqlite3_column_int64(mailbox, 0);
+		sqlite3_int64 uid = sqlite3_column_int64(mailbox, 1);
+		d->uidvalidity = (uint32_t)sqlite3_column_int64(mailbox, 2);
+		if (uid >= UINT32_MAX) {
+			snprintf(s->error, sizeof(s->error),
+				 "UID space exhausted");
+			goto fail;
+		}
+		sqlite3_int64 content =
+			insert_content(s, db, blob_ids[jobs[i].delivery],
+				       d->size, &metas[jobs[i].delivery]);
+		if (content == 0)
+			goto fail;
 		sqlite3_reset(insert);
 		sqlite3_bind_int64(insert, 1, mailbox_id);
-		sqlite3_bind_int64(insert, 2, uidnext + (sqlite3_int64)i);
-		sqlite3_bind_int64(insert, 3, modseq + 1);
-		sqlite3_bind_int64(insert, 4, (sqlite3_int64)d->internal_date);
-		sqlite3_bind_int64(insert, 5, (sqlite3_int64)d->size);
-		sqlite3_bind_text(insert, 6, blob_ids[jobs[i].delivery], -1,
+		sqlite3_bind_int64(insert, 2, uid);
+		sqlite3_bind_int64(insert, 3, modseq);
+		sqlite3_bind_int(insert, 4, (int)(d->flags & STORE_FLAGS_ALL));
+		sqlite3_bind_text(insert, 5, d->keywords ? d->keywords : "", -1,
 				  SQLITE_STATIC);
+		sqlite3_bind_int64(insert, 6, (sqlite3_int64)d->internal_date);
+		sqlite3_bind_int64(insert, 7, content);
 		if (sqlite3_step(insert) != SQLITE_DONE) {
 			store_db_error(s, db, "deliver: insert");
 			goto fail;
 		}
-	}
-	{
-		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(
-			    db,
-			    "UPDATE mailbox SET uidnext = ?, highestmodseq = ?"
-			    " WHERE id = ?",
-			    -1, &st, NULL) != SQLITE_OK) {
+		if (store_content_ref(s, db, content, 1) != 0)
+			goto fail;
+		sqlite3_reset(update);
+		sqlite3_bind_int64(update, 1, modseq);
+		sqlite3_bind_int64(update, 2, mailbox_id);
+		if (sqlite3_step(update) != SQLITE_DONE) {
 			store_db_error(s, db, "deliver: update");
 			goto fail;
 		}
-		sqlite3_bind_int64(st, 1, uidnext + (sqlite3_int64)count);
-		sqlite3_bind_int64(st, 2, modseq + 1);
-		sqlite3_bind_int64(st, 3, mailbox_id);
-		int rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		if (rc != SQLITE_DONE) {
-			store_db_error(s, db, "deliver: update");
-			goto fail;
-		}
+		batch[jobs[i].delivery]->uids[jobs[i].position] = (uint32_t)uid;
 	}
-	if (store_exec(
-		    s, db,
-		    "UPDATE counter SET value = value + 1 WHERE name = 'modseq'") !=
-	    0)
-		goto fail;
 	sqlite3_finalize(mailbox);
 	sqlite3_finalize(insert);
+	sqlite3_finalize(update);
 	if (store_exec(s, db, "COMMIT") != 0) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		for (size_t i = 0; i < count; i++)
+			batch[jobs[i].delivery]->uids[jobs[i].position] = 0;
 		return -1;
-	}
-	for (size_t i = 0; i < count; i++) {
-		struct store_delivery *d = batch[jobs[i].delivery];
-		d->uids[jobs[i].position] =
-			(uint32_t)(uidnext + (sqlite3_int64)i);
 	}
 	return 0;
 fail:
 	sqlite3_finalize(mailbox);
 	sqlite3_finalize(insert);
+	sqlite3_finalize(update);
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	for (size_t i = 0; i < count; i++)
+		batch[jobs[i].delivery]->uids[jobs[i].position] = 0;
 	return -1;
 }
 
@@ -490,7 +597,14 @@ size_t store_deliver_batch(struct store *s, struct store_delivery *const *batch,
 		for (size_t i = 0; i < count; i++)
 			fail_delivery(batch[i], "cannot flush message files");
 	}
-	/* 3. Index rows, one transaction per account. */
+	/* 3. Cached structure and text, once per message body. */
+	struct content_meta *metas = xcalloc(count, sizeof(*metas));
+	for (size_t i = 0; i < count; i++)
+		if (batch[i]->result == 0 && batch[i]->account_count > 0)
+			content_meta_build(
+				&metas[i],
+				slice_make(batch[i]->data, batch[i]->size));
+	/* 4. Index rows, one transaction per account. */
 	struct account_job *jobs = xcalloc(job_count, sizeof(*jobs));
 	size_t n = 0;
 	for (size_t i = 0; i < count; i++) {
@@ -511,7 +625,7 @@ size_t store_deliver_batch(struct store *s, struct store_delivery *const *batch,
 			end++;
 		/* One message listed twice for the same account is stored
 		 * once per listing; the session removes duplicates. */
-		if (deliver_to_account(s, batch, blob_ids, jobs + start,
+		if (deliver_to_account(s, batch, blob_ids, metas, jobs + start,
 				       end - start) != 0) {
 			for (size_t k = start; k < end; k++)
 				fail_delivery(
@@ -521,7 +635,11 @@ size_t store_deliver_batch(struct store *s, struct store_delivery *const *batch,
 		start = end;
 	}
 	free(jobs);
-	/* 4. Remote recipients into the outbound queue. */
+	for (size_t i = 0; i < count; i++)
+		if (batch[i]->account_count > 0)
+			content_meta_free(&metas[i]);
+	free(metas);
+	/* 5. Remote recipients into the outbound queue. */
 	if (queue_batch(s, batch, count, blob_ids) != 0) {
 		for (size_t i = 0; i < count; i++)
 			if (batch[i]->remote_count > 0)
@@ -600,8 +718,9 @@ int store_message_list(struct store *s, uint64_t account_id,
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(
 		    db,
-		    "SELECT m.uid, m.modseq, m.size, m.internal_date"
+		    "SELECT m.uid, m.modseq, c.size, m.internal_date"
 		    " FROM message m JOIN mailbox b ON b.id = m.mailbox_id"
+		    " JOIN content c ON c.id = m.content_id"
 		    " WHERE b.name = ? ORDER BY m.uid",
 		    -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_db_error(s, db, "message list");
@@ -637,8 +756,9 @@ int store_message_read(struct store *s, uint64_t account_id,
 	}
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db,
-			       "SELECT m.blob, m.size FROM message m"
+			       "SELECT c.blob, c.size FROM message m"
 			       " JOIN mailbox b ON b.id = m.mailbox_id"
+			       " JOIN content c ON c.id = m.content_id"
 			       " WHERE b.name = ? AND m.uid = ?",
 			       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_db_error(s, db, "message read");
@@ -658,9 +778,15 @@ int store_message_read(struct store *s, uint64_t account_id,
 	snprintf(id, sizeof(id), "%s", sqlite3_column_text(st, 0));
 	uint64_t size = (uint64_t)sqlite3_column_int64(st, 1);
 	sqlite3_finalize(st);
+	return store_blob_read(s, id, size, data_r, size_r, error_r);
+}
+
+int store_blob_read(struct store *s, const char *id, uint64_t size,
+		    uint8_t **data_r, size_t *size_r, const char **error_r)
+{
 	if (!blob_id_valid(id) || size > STORE_MAX_BLOB_SIZE) {
 		snprintf(s->error, sizeof(s->error),
-			 "corrupt index row for UID %u", uid);
+			 "corrupt index row for blob %s", id);
 		*error_r = s->error;
 		return -1;
 	}
@@ -668,8 +794,8 @@ int store_message_read(struct store *s, uint64_t account_id,
 	blob_relative_path(id, path);
 	int fd = openat(s->data_fd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(s->error, sizeof(s->error),
-			 "message file of UID %u: %s", uid, strerror(errno));
+		snprintf(s->error, sizeof(s->error), "message file %s: %s", id,
+			 strerror(errno));
 		*error_r = s->error;
 		return -1;
 	}
@@ -687,8 +813,8 @@ int store_message_read(struct store *s, uint64_t account_id,
 	if (got != size) {
 		free(data);
 		snprintf(s->error, sizeof(s->error),
-			 "message file of UID %u is short (%zu of %llu bytes)",
-			 uid, got, (unsigned long long)size);
+			 "message file %s is short (%zu of %llu bytes)", id,
+			 got, (unsigned long long)size);
 		*error_r = s->error;
 		return -1;
 	}
