@@ -427,3 +427,222 @@ def smtp_shared_dijk(_smtp_shared_servers, tmp_path_factory):
     new_log = d.logs()[log_start:]
     for bad in ("panic", "ERROR: AddressSanitizer", "runtime error:"):
         assert bad not in new_log, new_log[-8000:]
+
+
+# --- Raw IMAP over a socket (test_imap_protocol.py, test_imap_abuse.py) ---
+
+import ssl as _ssl  # noqa: E402
+import itertools as _itertools  # noqa: E402
+
+_LITERAL_AT_END = _re.compile(rb"~?\{(\d+)\+?\}$")
+_LITERAL_TO_SEND = _re.compile(rb"\{(\d+)(\+?)\}\r\n")
+
+
+def imap_tls_context():
+    ctx = _ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = _ssl.CERT_NONE
+    return ctx
+
+
+class RawImap:
+    """A response-level IMAP client on a plain (or TLS) socket. A response
+    is returned as the exact bytes the server sent, without the final
+    CRLF: a literal stays inline ("* 1 FETCH (BODY[] {5}\\r\\nhello)").
+    Text is decoded as UTF-8 (surrogateescape). Every read has a timeout."""
+
+    def __init__(self, port, tls=False, greeting=True, timeout=10.0):
+        self.timeout = timeout
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls:
+            self.sock = imap_tls_context().wrap_socket(self.sock)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self._tags = _itertools.count(1)
+        self.greeting = self.response() if greeting else None
+
+    # --- reading
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError(f"connection closed; unread: {self.buf!r}")
+        self.buf += chunk
+
+    def rawline(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _take(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def response_bytes(self):
+        """One whole response: a line and the literals it announces."""
+        out = self.rawline()
+        while True:
+            m = _LITERAL_AT_END.search(out)
+            if not m or out.startswith(b"+"):
+                return out
+            out += b"\r\n" + self._take(int(m.group(1)))
+            out += self.rawline()
+
+    def response(self):
+        return self.response_bytes().decode("utf-8", "surrogateescape")
+
+    # --- writing
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogateescape")
+        self.sock.sendall(data)
+
+    def tag(self):
+        return f"A{next(self._tags):03d}"
+
+    def read_tagged(self, tag):
+        """(untagged responses, the tagged one without its tag)."""
+        untagged = []
+        while True:
+            r = self.response()
+            if r.startswith(tag + " "):
+                return untagged, r[len(tag) + 1:]
+            untagged.append(r)
+
+    def cmd(self, command, tag=None):
+        """Sends a command (str or bytes, without the tag and final CRLF;
+        literals written inline as "{n}\\r\\ndata") and returns (untagged,
+        tagged-without-tag). Waits for "+" before the data of each
+        synchronizing literal; a tagged reply instead ends the command."""
+        tag = tag or self.tag()
+        if isinstance(command, str):
+            command = command.encode("utf-8", "surrogateescape")
+        data = tag.encode() + b" " + command + b"\r\n"
+        pos = 0
+        untagged = []
+        while True:
+            m = _LITERAL_TO_SEND.search(data, pos)
+            if m is None:
+                self.send(data[pos:])
+                break
+            self.send(data[pos:m.end()])
+            pos = m.end()
+            if not m.group(2):  # synchronizing: wait for "+"
+                while True:
+                    r = self.response()
+                    if r.startswith("+"):
+                        break
+                    if r.startswith(tag + " "):
+                        return untagged, r[len(tag) + 1:]
+                    untagged.append(r)
+            n = int(m.group(1))
+            self.send(data[pos:pos + n])
+            pos += n
+        more, tagged = self.read_tagged(tag)
+        return untagged + more, tagged
+
+    def ok(self, command):
+        """cmd() that must end in a tagged OK; returns the untagged ones."""
+        untagged, tagged = self.cmd(command)
+        assert tagged.startswith("OK"), (command, untagged, tagged)
+        return untagged
+
+    def login(self, user, password):
+        untagged, tagged = self.cmd(f'LOGIN "{user}" "{password}"')
+        assert untagged == [], untagged
+        assert tagged.startswith("OK [CAPABILITY IMAP4rev1 IMAP4rev2 "), tagged
+        assert tagged.endswith("] Logged in"), tagged
+        return self
+
+    # --- connection state
+    def rest_until_close(self, timeout=5.0):
+        self.sock.settimeout(timeout)
+        data, self.buf = self.buf, b""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return data
+                data += chunk
+        except (ConnectionResetError, _ssl.SSLError):
+            return data
+        except socket.timeout:
+            raise AssertionError(f"connection still open after {timeout}s; got {data!r}")
+
+    def assert_closed(self, timeout=5.0):
+        rest = self.rest_until_close(timeout)
+        assert rest == b"", f"data after the last response: {rest!r}"
+
+    def assert_silent(self, wait=0.3):
+        assert self.buf == b"", f"unexpected data: {self.buf!r}"
+        self.sock.settimeout(wait)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            return
+        finally:
+            self.sock.settimeout(self.timeout)
+        raise AssertionError(f"unexpected data: {chunk!r}")
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+_account_counter = _itertools.count(1)
+
+
+def add_account(dijk, prefix="u"):
+    """A new, empty account on a (running) server: (address, password)."""
+    address = f"{prefix}{next(_account_counter)}x{_uuid.uuid4().hex[:6]}@{DOMAIN}"
+    password = "pw-" + _uuid.uuid4().hex
+    dijk.cli("user", "add", address, "--password-stdin", input=password + "\n")
+    return address, password
+
+
+# Signs in a log that a process crashed (the master restarts a crashed
+# worker, so the server as a whole stays up).
+IMAP_BAD_LOG = ("panic", "ERROR: AddressSanitizer", "runtime error:", "killed by signal",
+                "munmap_chunk()", "double free", "free(): invalid", "malloc(): ")
+
+
+@pytest.fixture(scope="module")
+def _imap_shared_servers(tmp_path_factory):
+    servers = []
+    yield servers
+    for d in servers:
+        code = d.stop()
+        assert code in (None, 0), f"dijk serve exited with {code}:\n{d.logs()[-4000:]}"
+        for bad in IMAP_BAD_LOG:
+            assert bad not in d.logs(), d.logs()[-8000:]
+
+
+@pytest.fixture
+def imap_shared_dijk(_imap_shared_servers, tmp_path_factory):
+    """One default server shared by the tests of a module, like
+    smtp_shared_dijk but without the store mark: IMAP tests work in
+    accounts of their own (add_account). .log_start is where the log of
+    the test begins."""
+    servers = _imap_shared_servers
+    if not servers or servers[-1].proc is None or servers[-1].proc.poll() is not None:
+        d = Dijk(tmp_path_factory.mktemp("imapshared") / "data")
+        servers.append(d)
+        d.start()
+    d = servers[-1]
+    d.log_start = len(d.logs())
+    yield d
+    assert d.proc is not None and d.proc.poll() is None, \
+        f"dijk serve died during the test:\n{d.logs()[d.log_start:][-4000:]}"
+    new_log = d.logs()[d.log_start:]
+    for bad in IMAP_BAD_LOG:
+        assert bad not in new_log, new_log[-8000:]

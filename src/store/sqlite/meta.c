@@ -53,7 +53,8 @@ void content_meta_build(struct content_meta *m, struct slice bytes)
 	mime_bodystructure(msg, true, &m->bodystructure);
 	mime_bodystructure(msg, false, &m->body);
 	mime_header_value(msg, "Subject", &m->subject);
-	mime_base_subject(buf_slice(&m->subject), &m->base_subject);
+	/* A slice into a buffer that is never NULL, even when empty. */
+	mime_base_subject(slice_cstr(buf_cstr(&m->subject)), &m->base_subject);
 	mime_header_value(msg, "From", &m->from);
 	mime_header_value(msg, "To", &m->to);
 	mime_header_value(msg, "Cc", &m->cc);
