@@ -908,9 +908,7 @@ static void stored(const struct store_message *m, void *context)
 		return;
 	struct view_message *vm = &v->messages[i];
 	vm->flags = m->flags;
-	if (vm->keywords[0] != '\0')
-		free(vm->keywords);
-	vm->keywords = m->keywords[0] ? xstrdup(m->keywords) : (char *)"";
+	imap_view_set_keywords(vm, m->keywords);
 	vm->modseq = m->modseq;
 	/* .SILENT still reports MODSEQ with CONDSTORE (RFC 7162 3.1.3). */
 	if (!c->silent || c->s->condstore)

@@ -138,6 +138,9 @@ void imap_execute(struct imap_session *s, struct store *store);
 void imap_view_refresh(struct imap_session *s, struct store *store,
 		       bool allow_expunge);
 
+/* Sets a view message's keywords (the view owns its copy). */
+void imap_view_set_keywords(struct view_message *m, const char *keywords);
+
 /* Frees the view (when a mailbox is closed). */
 void imap_view_free(struct view **v);
 

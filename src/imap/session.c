@@ -66,8 +66,13 @@ static void session_free(struct imap_session *s, const char *reason)
 		auth_request_cancel(s->auth_request);
 	if (s->idle_timer != NULL)
 		event_free(s->idle_timer);
-	if (s->bev != NULL)
+	if (s->bev != NULL) {
+		/* End TLS properly: a close_notify before the FIN. */
+		SSL *ssl = s->tls ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+		if (ssl != NULL)
+			SSL_shutdown(ssl);
 		bufferevent_free(s->bev);
+	}
 	if (!s->bev_owns_fd)
 		close(s->fd);
 	imap_view_free(&s->view);
@@ -569,10 +574,15 @@ static void session_write(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct imap_session *s = arg;
-	if (s->closing && !s->busy) {
+	/* With TLS the write callback can come for an earlier drain after
+	 * the last reply was queued: free only once all of it is out. */
+	if (s->closing && !s->busy &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
 		session_free(s, "closed after the last reply");
 		return;
 	}
+	if (s->closing)
+		return;
 	if (s->starttls_pending) {
 		start_tls(s);
 		return;

@@ -29,7 +29,7 @@ static char *keywords_copy(const char *k)
 	return *k ? xstrdup(k) : empty_keywords;
 }
 
-static void set_keywords(struct view_message *m, const char *k)
+void imap_view_set_keywords(struct view_message *m, const char *k)
 {
 	if (strcmp(m->keywords, k) == 0)
 		return;
@@ -122,7 +122,7 @@ static void on_changed(const struct store_message *m, void *context)
 		bool differs = vm->flags != m->flags ||
 			       strcmp(vm->keywords, m->keywords) != 0;
 		vm->flags = m->flags;
-		set_keywords(vm, m->keywords);
+		imap_view_set_keywords(vm, m->keywords);
 		vm->modseq = m->modseq;
 		if (differs || r->s->condstore) {
 			imap_send_flags(r->s, (size_t)i + 1, vm,

@@ -173,12 +173,9 @@ static void parse_domain(struct address_parser *ap)
 			break;
 		uint8_t c = s.p[ap->pos];
 		if (c == '[') {
-			size_t start = ap->pos;
-			while (ap->pos < s.n && s.p[ap->pos] != ']') {
-				if (s.p[ap->pos] == '\\')
-					ap->pos++;
-				ap->pos++;
-			}
+			size_t start = ap->pos++;
+			while (ap->pos < s.n && s.p[ap->pos] != ']')
+				ap->pos += s.p[ap->pos] == '\\' ? 2 : 1;
 			ap->pos = ap->pos < s.n ? ap->pos + 1 : s.n;
 			for (size_t k = start; k < ap->pos; k++) {
 				if (!mime_is_fws(s.p[k]) && s.p[k] != '\0')
@@ -318,6 +315,12 @@ static void parse_mailbox(struct address_parser *ap)
 		a->name = ap->scratch->n;
 		buf_append_slice(ap->scratch, buf_slice(&ap->comment));
 		a->name_len = ap->scratch->n - a->name;
+	}
+	if (a->name == MIME_NIL && a->mailbox_len == 0 &&
+	    (a->host == MIME_NIL || a->host_len == 0) && a->route_len == 0) {
+		/* Nothing at all ("<>", stray punctuation): no address. */
+		ap->count--;
+		return;
 	}
 	fill_missing(ap, a);
 }

@@ -116,7 +116,7 @@ size_t mime_parse_params(struct slice value, size_t pos, struct buf *scratch,
 	size_t count = 0;
 	for (;;) {
 		pos = mime_skip_cfws(value, pos);
-		/* Tolerate stray and missing semicolons ("a=b c=d", "a=b;;"). */
+		/* Stray and missing semicolons: "a=b c=d", "a=b;;". */
 		while (pos < value.n && value.p[pos] == ';')
 			pos = mime_skip_cfws(value, pos + 1);
 		if (pos >= value.n)
@@ -177,8 +177,13 @@ void mime_decode_base64(struct slice in, struct buf *out)
 	uint8_t chunk[768];
 	size_t n = 0;
 	for (size_t i = 0; i < in.n; i++) {
-		if (in.p[i] == '=')
-			break;
+		if (in.p[i] == '=') {
+			/* Padding ends a block; some encoders write several
+			 * blocks one after the other, so read on. */
+			acc = 0;
+			bits = 0;
+			continue;
+		}
 		int v = base64_value(in.p[i]);
 		if (v < 0)
 			continue;
@@ -504,9 +509,18 @@ struct encoded_word {
 	size_t end;
 };
 
+/* What failed scans for "?=" learnt, so that a header full of "=?x?q?"
+ * is read in linear time: no whitespace and no "?=" starts in [from, to);
+ * when dead, s.p[to] ends every scan that reaches it (whitespace, or the
+ * end of the value). */
+struct word_scan {
+	size_t from, to;
+	bool dead;
+};
+
 /* Recognises an encoded word "=?charset?X?text?=" at s.p[pos]. */
 static bool parse_encoded_word(struct slice s, size_t pos,
-			       struct encoded_word *w)
+			       struct encoded_word *w, struct word_scan *scan)
 {
 	if (pos + 8 > s.n || s.p[pos] != '=' || s.p[pos + 1] != '?')
 		return false;
@@ -521,7 +535,19 @@ static bool parse_encoded_word(struct slice s, size_t pos,
 	w->charset = slice_make(s.p + cs, i - cs);
 	w->b = e == 'B' || e == 'b';
 	size_t t = i + 3;
-	for (i = t; i + 1 < s.n && i - pos <= MIME_MAX_ENCODED_WORD; i++) {
+	i = t;
+	if (t >= scan->from && t < scan->to) {
+		if (scan->dead)
+			return false;
+		i = scan->to;
+	}
+	for (;; i++) {
+		if (i + 1 >= s.n || i - pos > MIME_MAX_ENCODED_WORD) {
+			scan->from = t;
+			scan->to = i;
+			scan->dead = i + 1 >= s.n;
+			return false;
+		}
 		if (s.p[i] == '?' && s.p[i + 1] == '=') {
 			w->text = slice_make(s.p + t, i - t);
 			w->end = i + 2;
@@ -530,10 +556,13 @@ static bool parse_encoded_word(struct slice s, size_t pos,
 		/* Encoded text holds no whitespace (RFC 2047 5); a space
 		 * means this was no encoded word. */
 		if (s.p[i] == ' ' || s.p[i] == '\t' || s.p[i] == '\r' ||
-		    s.p[i] == '\n')
+		    s.p[i] == '\n') {
+			scan->from = t;
+			scan->to = i;
+			scan->dead = true;
 			return false;
+		}
 	}
-	return false;
 }
 
 /* Converts the pending decoded bytes of one charset. */
@@ -560,12 +589,13 @@ void mime_decode_header(struct slice value, struct buf *out)
 	mime_unfold(value, &unfolded);
 	struct slice s = buf_slice(&unfolded);
 	struct slice charset = {0};
+	struct word_scan scan = {0, 0, false};
 	size_t run = 0, i = 0;
 	/* True while only whitespace followed the last encoded word. */
 	bool after_word = false;
 	while (i < s.n) {
 		struct encoded_word w;
-		if (s.p[i] != '=' || !parse_encoded_word(s, i, &w)) {
+		if (s.p[i] != '=' || !parse_encoded_word(s, i, &w, &scan)) {
 			if (!mime_is_wsp(s.p[i]))
 				after_word = false;
 			i++;

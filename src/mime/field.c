@@ -313,8 +313,11 @@ static bool base_subject(struct slice subject, struct buf *out)
 				}
 				changed = true;
 			}
-			size_t blob = match_blob(p, e, s);
-			if (blob != s && blob < e) {
+			/* Step 4, for a whole run of blobs at once: step 3
+			 * would fail again after each one alone (which would
+			 * make this quadratic). */
+			size_t blob;
+			while ((blob = match_blob(p, e, s)) != s && blob < e) {
 				s = blob;
 				changed = true;
 			}

@@ -1117,7 +1117,8 @@ static void part_text(const struct mime_message *m,
 	if (!part->as_text && part->have_type &&
 	    !type_is(part, "text", "plain") && !html)
 		return;
-	if (part->digest_default)
+	/* Nothing to index in what cannot be decoded (x-uuencode...). */
+	if (part->digest_default || part->encoding == MIME_CTE_UNKNOWN)
 		return;
 	struct buf decoded, scratch, utf8;
 	size_t size = part->body_end - part->body_start;

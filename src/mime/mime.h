@@ -13,8 +13,8 @@
 
 #include "core/buf.h"
 
-/* Nesting of multiparts and message/rfc822 parts kept as structure; deeper
- * parts are treated as opaque leaves. */
+/* Nesting of multiparts and message/rfc822 parts kept as structure; a
+ * deeper one is an opaque leaf, shown as text/plain. */
 #define MIME_MAX_DEPTH 32
 /* Parts kept per message; later ones are part of their parent's body. */
 #define MIME_MAX_PARTS 2000
@@ -76,25 +76,53 @@ struct mime_section {
 	size_t field_count;
 };
 
-/* Appends the bytes of the section (RFC 3501 6.4.5). Returns 0, or -1 when
- * the part does not exist (IMAP then sends an empty string). */
+/* Appends the bytes of the section (RFC 3501 6.4.5), as stored (bare LF
+ * line ends are not made CRLF). Returns 0, or -1 when the part does not
+ * exist (IMAP then sends an empty string).
+ *
+ * Part numbers, as Dovecot and the RFC's example read them: in a
+ * multipart, n is its n-th part; a part that is not a multipart has only
+ * part 1, itself (so BODY[1] of a single-part message is its body, and
+ * BODY[1.1] of a text part is that part); numbers after a message/rfc822
+ * part go into the message it holds (2.1 is the first part of the message
+ * attached as part 2). BODY[n] is the body of the part without its MIME
+ * header; the line end before the next boundary is not part of it (RFC
+ * 2046 5.1.1). HEADER, HEADER.FIELDS(.NOT) and TEXT after part numbers
+ * need a message/rfc822 part and give its message's header or text; MIME
+ * needs part numbers. HEADER includes the blank line; HEADER.FIELDS gives
+ * the matching fields (names compared without case, folded lines kept) and
+ * a blank line; HEADER.FIELDS.NOT the others, and the blank line when the
+ * header has one (so that HEADER.FIELDS.NOT () equals HEADER). */
 int mime_section_bytes(const struct mime_message *m,
 		       const struct mime_section *section, struct buf *out);
 
 /* BINARY[part] (RFC 3516): the part's content with its transfer encoding
  * undone. Returns 0; -1 when the part does not exist; -2 when its
- * Content-Transfer-Encoding is unknown (IMAP: NO [UNKNOWN-CTE]). */
+ * Content-Transfer-Encoding is unknown (IMAP: NO [UNKNOWN-CTE]). Part
+ * numbers as for mime_section_bytes; none gives the whole message as it
+ * is, and so does a multipart or message/rfc822 part (they are never
+ * encoded). Decoding is lenient: base64 skips what is not base64 and
+ * reads on after padding; quoted-printable keeps malformed escapes. The
+ * result may hold NUL bytes: the caller chooses literal8 then. */
 int mime_section_binary(const struct mime_message *m, const uint32_t *parts,
 			size_t part_count, struct buf *out);
 
 /* The decoded value (RFC 2047 words and charsets to UTF-8, unfolded) of
- * every top-level header field called name, joined by ", ". Returns false
+ * every top-level header field called name (without case), joined by
+ * ", ". Whitespace between adjacent encoded words is dropped; a character
+ * split between words of one charset is joined; unknown charsets and raw
+ * 8-bit text are read as UTF-8 when they are, else as windows-1252;
+ * control characters become spaces; the ends are trimmed. Returns false
  * when there is none. */
 bool mime_header_value(const struct mime_message *m, const char *name,
 		       struct buf *out);
 
 /* The text of the message for the full-text index: the decoded text of its
- * text/plain and text/html parts (HTML reduced to its text), as UTF-8. */
+ * text/plain and text/html parts (HTML reduced to its text: no tags,
+ * scripts or styles, character references decoded), attached messages
+ * included, as UTF-8, parts separated by a new line. Of a
+ * multipart/alternative only the text/plain part is taken when it has
+ * one. */
 void mime_body_text(const struct mime_message *m, struct buf *out);
 
 /* The Date: header as seconds since the epoch; -1 when absent or invalid. */
@@ -114,13 +142,17 @@ void mime_sort_address(const struct mime_message *m, const char *field,
 		       bool display, struct buf *out);
 
 /* Message-ID, In-Reply-To and References for THREAD=REFERENCES: the
- * message ids found, in order, without angle brackets, each appended to
- * out followed by a NUL byte. */
+ * message ids found in the first field called field, in order, without
+ * angle brackets, each appended to out followed by a NUL byte. An id is
+ * what stands between '<' and '>' outside comments and quoted strings,
+ * without whitespace (folding inside it is removed). */
 void mime_message_ids(const struct mime_message *m, const char *field,
 		      struct buf *out);
 
-/* True when the message has a part with Content-Disposition attachment (or
- * a named non-text leaf): JMAP hasAttachment and the webmail. */
+/* True when the message has a part with Content-Disposition attachment, a
+ * non-text leaf with a file name (name, filename, or their RFC 2231
+ * forms), or an attached message/rfc822: JMAP hasAttachment and the
+ * webmail. */
 bool mime_has_attachment(const struct mime_message *m);
 
 #endif

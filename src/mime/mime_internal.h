@@ -79,7 +79,8 @@ size_t mime_parse_params(struct slice value, size_t pos, struct buf *scratch,
 /* ---- decoders (decode.c) ---- */
 
 /* Base64 as mail carries it: whitespace and stray characters skipped,
- * decoding stops at the first '='; a trailing partial group is dropped. */
+ * '=' padding ends a block (and another may follow); a partial group
+ * before padding or at the end is dropped. */
 void mime_decode_base64(struct slice in, struct buf *out);
 /* Quoted-printable (RFC 2045 6.7), or with underscores as spaces for
  * RFC 2047 "Q" words. Malformed escapes are kept as they are. */

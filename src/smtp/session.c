@@ -164,8 +164,13 @@ static void session_free(struct smtp_session *s, const char *reason)
 	if (s->greet_timer != NULL)
 		event_free(s->greet_timer);
 	transaction_reset(s);
-	if (s->bev != NULL)
+	if (s->bev != NULL) {
+		/* End TLS properly: a close_notify before the FIN. */
+		SSL *ssl = s->tls ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+		if (ssl != NULL)
+			SSL_shutdown(ssl);
 		bufferevent_free(s->bev);
+	}
 	if (!s->bev_owns_fd)
 		close(s->fd);
 	struct smtp_server *server = s->server;
@@ -946,7 +951,10 @@ static void session_write(struct bufferevent *bev, void *arg)
 	(void)bev;
 	struct smtp_session *s = arg;
 	if (s->state == STATE_CLOSING) {
-		session_free(s, "closed after the last reply");
+		/* With TLS the callback can come for an earlier drain after
+		 * the last reply was queued. */
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+			session_free(s, "closed after the last reply");
 		return;
 	}
 	if (s->starttls_pending) {
