@@ -38,9 +38,9 @@ $(sed 's/^/  /' "$DATA/demo-passwords")
 Mail client settings (the certificate is self-signed: accept it once):
   Outgoing (SMTP submission): localhost port 2587, STARTTLS, or port 2465, SSL/TLS;
                               user name = the whole address, normal password
+  Incoming (IMAP):            localhost port 2993, SSL/TLS, or port 2143, STARTTLS
   Incoming MX for tests:      localhost port 2525, no authentication
-  IMAP (localhost 2143/2993) and the webmail (http://localhost:8080) come with
-  later versions; this one serves SMTP.
+  The webmail (http://localhost:8080) comes with a later version.
 
 Try it:
   swaks --server localhost:2525 --to bob@example.test --from someone@example.org
