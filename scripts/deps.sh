@@ -6,7 +6,7 @@ set -euo pipefail
 # Packages for building and serving.
 build_packages=(
 	build-essential meson ninja-build pkg-config
-	libevent-dev libssl-dev libsodium-dev libsqlite3-dev
+	libevent-dev libssl-dev libsodium-dev libsqlite3-dev zlib1g-dev
 	openssl
 )
 # Packages for the test suite and the benchmarks.
@@ -14,6 +14,8 @@ test_packages=(
 	clang libclang-rt-14-dev llvm clang-format cppcheck
 	python3 python3-pytest
 	swaks libnet-ssleay-perl postfix
+	isync mutt tmux
+	dovecot-imapd
 )
 
 want=("${build_packages[@]}")

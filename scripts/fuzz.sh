@@ -47,12 +47,13 @@ sources[imap_session]="src/imap/session.c src/imap/command.c src/imap/fetch.c
 		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/mime.c
 		src/core/base64.c src/core/buf.c src/core/config.c src/core/ipc.c
 		src/core/log.c src/core/pool.c src/core/utf8.c src/core/util.c
-		src/imap/server.c src/auth/authd.c src/auth/password.c"
+		src/imap/server.c src/imap/compress.c src/auth/authd.c
+		src/auth/password.c"
 # Libraries of the targets that need them.
 declare -A libs=(
 	[smtp_session]="$(pkg-config --libs libevent_core libevent_openssl openssl libsodium sqlite3) -lpthread"
 )
-libs[imap_session]=${libs[smtp_session]}
+libs[imap_session]="${libs[smtp_session]} -lz"
 
 failed=0
 for name in $(printf '%s\n' "${!sources[@]}" | sort); do

@@ -21,6 +21,10 @@ void imap_send_flags(struct imap_session *s, size_t seq,
 void imap_view_report_expunges(struct imap_session *s);
 void imap_capabilities(const struct imap_session *s, struct buf *out);
 
+void imap_send_vanished_earlier(struct imap_session *s, struct store *store,
+				uint64_t since,
+				const struct imap_seqset *known);
+
 /* The result of a command, written after the updates. */
 struct result {
 	const char *status; /* "OK", "NO", "BAD" */
@@ -169,9 +173,8 @@ static void vanished_one(uint32_t uid, void *context)
 	c->in_run = true;
 }
 
-static void send_vanished_earlier(struct imap_session *s, struct store *store,
-				  uint64_t since,
-				  const struct imap_seqset *known)
+void imap_send_vanished_earlier(struct imap_session *s, struct store *store,
+				uint64_t since, const struct imap_seqset *known)
 {
 	struct buf list;
 	buf_init(&list, SIZE_MAX);
@@ -301,8 +304,8 @@ static void cmd_select(struct imap_session *s, struct store *store,
 	imap_append_mailbox(s, &s->out, mb.name);
 	buf_append_cstr(&s->out, "\r\n");
 	if (want_qresync && q_uidvalidity == mb.uidvalidity) {
-		send_vanished_earlier(s, store, q_modseq,
-				      have_known ? &known : NULL);
+		imap_send_vanished_earlier(s, store, q_modseq,
+					   have_known ? &known : NULL);
 		for (size_t i = 0; i < v->count; i++)
 			if (v->messages[i].modseq > q_modseq)
 				imap_send_flags(s, i + 1, &v->messages[i],

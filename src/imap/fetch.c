@@ -17,6 +17,9 @@ uint32_t *imap_set_uids(struct imap_session *s, const struct imap_arg *arg,
 			bool uid, size_t *count_r, const char **error_r);
 void imap_cmd_fetch(struct imap_session *s, struct store *store,
 		    const struct imap_command *cmd, struct result *r);
+void imap_send_vanished_earlier(struct imap_session *s, struct store *store,
+				uint64_t since,
+				const struct imap_seqset *known);
 
 static void append_flags(struct buf *out, const struct view_message *m)
 {
@@ -321,11 +324,17 @@ void imap_cmd_fetch(struct imap_session *s, struct store *store,
 		}
 	}
 	if (f.vanished) {
-		/* Expunged UIDs of the set since the given MODSEQ. */
-		struct buf list;
-		buf_init(&list, SIZE_MAX);
-		(void)list;
-		buf_free(&list);
+		/* RFC 7162 3.2.6: UIDs of the set expunged since the given
+		 * MODSEQ, before the FETCH responses. */
+		struct imap_seqset set;
+		uint32_t star = s->view->mailbox.uidnext > 0
+					? s->view->mailbox.uidnext - 1
+					: 0;
+		if (cmd->args[0].type == IMAP_ARG_ATOM &&
+		    imap_parse_seqset(cmd->args[0].text, star, s->arena,
+				      &set) == 0)
+			imap_send_vanished_earlier(s, store,
+						   f.changedsince_modseq, &set);
 	}
 	bool unknown_cte = false;
 	for (size_t i = 0; i < count; i++) {

@@ -7,6 +7,8 @@
 
 #include "imap/internal.h"
 
+#include "imap/compress.h"
+
 #include "auth/auth.h"
 #include "auth/password.h"
 #include "core/base64.h"
@@ -30,6 +32,7 @@ static void session_read(struct bufferevent *bev, void *arg);
 static void session_write(struct bufferevent *bev, void *arg);
 static void session_event(struct bufferevent *bev, short what, void *arg);
 static void session_process(struct imap_session *s);
+static void setup_bev(struct imap_session *s);
 
 static void send_text(struct imap_session *s, const char *text)
 {
@@ -50,6 +53,16 @@ static void send_line(struct imap_session *s, const char *fmt, ...)
 	bufferevent_write(s->bev, line, (size_t)n + 2);
 }
 
+/* Bytes not yet handed to the kernel, a compression filter included. */
+static size_t output_pending(struct imap_session *s)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	if (under != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
 static void session_free(struct imap_session *s, const char *reason)
 {
 	/* A command on the pool still uses the session: end it when the
@@ -68,7 +81,10 @@ static void session_free(struct imap_session *s, const char *reason)
 		event_free(s->idle_timer);
 	if (s->bev != NULL) {
 		/* End TLS properly: a close_notify before the FIN. */
-		SSL *ssl = s->tls ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+		struct bufferevent *tls_bev = s->bev;
+		if (s->compress && bufferevent_get_underlying(s->bev) != NULL)
+			tls_bev = bufferevent_get_underlying(s->bev);
+		SSL *ssl = s->tls ? bufferevent_openssl_get_ssl(tls_bev) : NULL;
 		if (ssl != NULL)
 			SSL_shutdown(ssl);
 		bufferevent_free(s->bev);
@@ -96,7 +112,7 @@ static void session_close(struct imap_session *s, const char *reason)
 {
 	s->closing = true;
 	bufferevent_disable(s->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	if (output_pending(s) == 0)
 		session_free(s, reason);
 }
 
@@ -128,7 +144,7 @@ void imap_capabilities(const struct imap_session *s, struct buf *out)
 		" SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN CONDSTORE"
 		" QRESYNC ESEARCH SEARCHRES SORT SORT=DISPLAY"
 		" THREAD=REFERENCES THREAD=ORDEREDSUBJECT QUOTA QUOTA=RES-STORAGE"
-		" BINARY STATUS=SIZE APPENDLIMIT=%u",
+		" BINARY STATUS=SIZE COMPRESS=DEFLATE APPENDLIMIT=%u",
 		IMAP_APPEND_LIMIT);
 }
 
@@ -322,6 +338,24 @@ static bool loop_command(struct imap_session *s, const struct imap_command *cmd)
 		send_text(s, "* BYE Logging out\r\n");
 		send_line(s, "%s OK LOGOUT completed", tag);
 		session_close(s, "LOGOUT");
+		return true;
+	}
+	if (slice_eq_ci(name, "COMPRESS") &&
+	    s->state != IMAP_STATE_NOT_AUTHENTICATED) {
+		struct slice mech;
+		if (cmd->arg_count != 1 ||
+		    !imap_arg_astring(&cmd->args[0], &mech) ||
+		    !slice_eq_ci(mech, "DEFLATE")) {
+			send_line(s, "%s BAD Syntax: COMPRESS DEFLATE", tag);
+		} else if (s->compress) {
+			send_line(
+				s,
+				"%s NO [COMPRESSIONACTIVE] Already compressing",
+				tag);
+		} else {
+			send_line(s, "%s OK DEFLATE active", tag);
+			s->compress_pending = true;
+		}
 		return true;
 	}
 	if (s->state != IMAP_STATE_NOT_AUTHENTICATED)
@@ -526,7 +560,7 @@ static void session_process(struct imap_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	while (!s->busy && !s->closing && !s->starttls_pending &&
-	       evbuffer_get_length(in) > 0) {
+	       !s->compress_pending && evbuffer_get_length(in) > 0) {
 		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
 		    IMAP_MAX_OUTPUT_PENDING)
 			return; /* resumed by session_write */
@@ -576,8 +610,7 @@ static void session_write(struct bufferevent *bev, void *arg)
 	struct imap_session *s = arg;
 	/* With TLS the write callback can come for an earlier drain after
 	 * the last reply was queued: free only once all of it is out. */
-	if (s->closing && !s->busy &&
-	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+	if (s->closing && !s->busy && output_pending(s) == 0) {
 		session_free(s, "closed after the last reply");
 		return;
 	}
@@ -586,6 +619,18 @@ static void session_write(struct bufferevent *bev, void *arg)
 	if (s->starttls_pending) {
 		start_tls(s);
 		return;
+	}
+	if (s->compress_pending && output_pending(s) == 0) {
+		struct bufferevent *z =
+			imap_compress_start(s->server->base, s->bev);
+		s->compress_pending = false;
+		if (z == NULL) {
+			session_free(s, "cannot start compression");
+			return;
+		}
+		s->bev = z;
+		s->compress = true;
+		setup_bev(s);
 	}
 	session_process(s);
 }
