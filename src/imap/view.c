@@ -119,12 +119,16 @@ static void on_changed(const struct store_message *m, void *context)
 		struct view_message *vm = &v->messages[i];
 		if (vm->expunged)
 			return;
+		/* The session's own STORE already told it; only what it has
+		 * not seen goes out. */
 		bool differs = vm->flags != m->flags ||
 			       strcmp(vm->keywords, m->keywords) != 0;
+		bool newer = m->modseq > vm->modseq;
 		vm->flags = m->flags;
 		imap_view_set_keywords(vm, m->keywords);
-		vm->modseq = m->modseq;
-		if (differs || r->s->condstore) {
+		if (newer)
+			vm->modseq = m->modseq;
+		if (differs || (r->s->condstore && newer)) {
 			imap_send_flags(r->s, (size_t)i + 1, vm,
 					r->s->qresync || r->s->rev2);
 			r->changed_flags = true;

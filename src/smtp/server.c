@@ -183,6 +183,8 @@ int smtp_worker_run(const struct smtp_worker_params *p)
 	event_free(intr);
 	if (server->master != NULL)
 		bufferevent_free(server->master);
+	event_base_free(server->base);
+	free(w);
 	log_info("stopped");
 	return 0;
 }
