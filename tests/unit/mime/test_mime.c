@@ -547,6 +547,12 @@ static void test_binary(void)
 		"Content-Transfer-Encoding: base64\r\n"
 		"\r\n"
 		"not*base64 at all==\r\n"
+		"--b\r\n"
+		"Content-Transfer-Encoding: BASE64\r\n"
+		"\r\n"
+		"SGk=\r\n"
+		"IHRoZXJl\r\n"
+		"IQ==\r\n"
 		"--b--\r\n";
 	static const struct {
 		uint32_t parts[3];
@@ -575,7 +581,9 @@ static void test_binary(void)
 		{{7, 1}, 2, 0, "in", 2},
 		/* Not base64: what can be read of it. */
 		{{8}, 1, 0, "\x9e\x8b\x5b\x6a\xc7\xba\xe1\xab\x5a\x96", 10},
-		{{9}, 1, -1, NULL, 0},
+		/* Blocks padded one by one. */
+		{{9}, 1, 0, "Hi there!", 0},
+		{{10}, 1, -1, NULL, 0},
 		{{1, 1}, 2, 0, "Hello, world!", 13},
 		{{1, 2}, 2, -1, NULL, 0},
 		{{0}, 1, -1, NULL, 0},
@@ -880,6 +888,7 @@ static void test_sort_address(void)
 		{"Cc: <@x>", "Cc", false, ""},
 		{"To: x@y", "Cc", false, ""},
 		{"To:", "To", true, ""},
+		{"To: <>, , ;, e@f", "To", false, "e"},
 	};
 	struct buf out;
 	buf_init(&out, 4096);
@@ -1101,6 +1110,31 @@ static void test_limits(void)
 	CHECK(imap_well_formed(buf_slice(&out)));
 	CHECK(memmem(out.p, out.n, "{1025}\r\n", 8) != NULL);
 	mime_free(&m);
+
+	/* Inputs that would take quadratic time to a naive reader. */
+	buf_reset(&msg);
+	buf_append_cstr(&msg, "Subject: ");
+	for (int i = 0; i < 100000; i++)
+		buf_append_cstr(&msg, "=?a?q?x");
+	buf_append_cstr(&msg, "\r\nTo: ");
+	for (int i = 0; i < 100000; i++)
+		buf_append_cstr(&msg, "a a ");
+	buf_append_cstr(&msg, "\r\n\r\n");
+	m = mime_parse(buf_slice(&msg));
+	buf_reset(&out);
+	CHECK(mime_header_value(m, "Subject", &out));
+	CHECK(out.n == 700000);
+	buf_reset(&out);
+	mime_envelope(m, &out);
+	CHECK(imap_well_formed(buf_slice(&out)));
+	mime_free(&m);
+	buf_reset(&msg);
+	for (int i = 0; i < 100000; i++)
+		buf_append_cstr(&msg, "[a]");
+	buf_append_cstr(&msg, " x");
+	buf_reset(&out);
+	mime_base_subject(buf_slice(&msg), &out);
+	CHECK(out.n == 1 && out.p[0] == 'x');
 
 	/* A NULL, empty input. */
 	m = mime_parse(slice_make(NULL, 0));
