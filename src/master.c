@@ -161,9 +161,14 @@ static void child_setup(struct master *m, struct child *self, pid_t master)
 	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
 	if (getppid() != master)
 		exit(0);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* SIGTERM and SIGINT stay blocked until the child has its own
+	 * handlers (log_signals_ready): a stop that comes during start-up
+	 * then waits for them instead of killing the child mid-way. */
+	sigset_t keep;
+	sigemptyset(&keep);
+	sigaddset(&keep, SIGTERM);
+	sigaddset(&keep, SIGINT);
+	sigprocmask(SIG_SETMASK, &keep, NULL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGCHLD, SIG_DFL);

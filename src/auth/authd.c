@@ -302,6 +302,7 @@ int authd_run(const char *data_dir, int listen_fd)
 	struct event *intr = evsignal_new(d.base, SIGINT, on_signal, d.base);
 	event_add(term, NULL);
 	event_add(intr, NULL);
+	process_signals_ready();
 	log_info("ready");
 	event_base_dispatch(d.base);
 	evconnlistener_free(l);

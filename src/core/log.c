@@ -4,6 +4,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,4 +88,13 @@ void dijk_panic(const char *fmt, ...)
 	log_line("panic", fmt, ap);
 	va_end(ap);
 	abort();
+}
+
+void process_signals_ready(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
 }

@@ -14,6 +14,10 @@ void log_set_process(const char *name);
 /* Drops info lines when quiet is true (admin commands). */
 void log_set_quiet(bool quiet);
 
+/* A child process calls this once its SIGTERM and SIGINT handlers are in
+ * place: the master started it with those signals blocked. */
+void process_signals_ready(void);
+
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

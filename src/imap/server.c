@@ -210,6 +210,7 @@ int imap_worker_run(const struct imap_worker_params *p)
 	struct event *intr = evsignal_new(server->base, SIGINT, on_signal, w);
 	event_add(term, NULL);
 	event_add(intr, NULL);
+	process_signals_ready();
 	log_info("ready");
 	event_base_dispatch(server->base);
 

@@ -165,6 +165,7 @@ int smtp_worker_run(const struct smtp_worker_params *p)
 	struct event *intr = evsignal_new(server->base, SIGINT, on_signal, w);
 	event_add(term, NULL);
 	event_add(intr, NULL);
+	process_signals_ready();
 	log_info("ready");
 	event_base_dispatch(server->base);
 
