@@ -202,7 +202,7 @@ static void cmd_select(struct imap_session *s, struct store *store,
 	if (s->view != NULL) {
 		imap_view_free(&s->view);
 		s->state = IMAP_STATE_AUTHENTICATED;
-		if (s->condstore || s->qresync)
+		if (s->condstore || s->qresync || s->rev2)
 			imap_untagged(s, "OK [CLOSED] Previous mailbox closed");
 	}
 	if (cmd->arg_count < 1 || cmd->arg_count > 2 ||
@@ -455,6 +455,7 @@ struct list_entry {
 	bool subscribed;
 	bool has_children;
 	bool child_subscribed;
+	bool lsub_parent; /* LSUB: a parent of a subscribed name, itself not */
 };
 
 struct list_state {
@@ -620,6 +621,28 @@ static void cmd_list(struct imap_session *s, struct store *store,
 			buf_free(&dec);
 			continue;
 		}
+		if (lsub && strchr(pattern, '%') != NULL) {
+			/* RFC 3501 6.3.9: with "%", the parent of a subscribed
+			 * name that matches shows as \Noselect. */
+			size_t known = l.count;
+			for (size_t e = 0; e < known; e++) {
+				if (!l.entries[e].subscribed)
+					continue;
+				char parent[STORE_MAX_MAILBOX_NAME + 1];
+				snprintf(parent, sizeof(parent), "%s",
+					 l.entries[e].name);
+				for (char *slash = strrchr(parent, '/'); slash;
+				     slash = strrchr(parent, '/')) {
+					*slash = '\0';
+					if (list_match(pattern, parent)) {
+						struct list_entry *pe =
+							list_add(&l, parent);
+						if (!pe->subscribed)
+							pe->lsub_parent = true;
+					}
+				}
+			}
+		}
 		for (size_t e = 0; e < l.count; e++) {
 			struct list_entry *le = &l.entries[e];
 			bool matches = list_match(pattern, le->name);
@@ -628,6 +651,7 @@ static void cmd_list(struct imap_session *s, struct store *store,
 			bool show;
 			if (lsub || sel_subscribed)
 				show = le->subscribed ||
+				       (lsub && le->lsub_parent) ||
 				       (recursive && le->child_subscribed);
 			else
 				show = le->exists;
@@ -643,7 +667,9 @@ static void cmd_list(struct imap_session *s, struct store *store,
 		buf_printf(&s->out, "%s%s", first ? "" : " ", text); \
 		first = false;                                       \
 	} while (0)
-			if (!le->exists)
+			if (lsub && le->lsub_parent)
+				ATTR("\\Noselect");
+			else if (!le->exists)
 				ATTR(lsub ? "\\Noselect" : "\\NonExistent");
 			if (!lsub || ret_children) {
 				if (le->exists)
@@ -915,7 +941,8 @@ static void stored(const struct store_message *m, void *context)
 	vm->modseq = m->modseq;
 	/* .SILENT still reports MODSEQ with CONDSTORE (RFC 7162 3.1.3). */
 	if (!c->silent || c->s->condstore)
-		imap_send_flags(c->s, (size_t)i + 1, vm, c->uid);
+		imap_send_flags(c->s, (size_t)i + 1, vm,
+				c->uid || c->s->condstore);
 }
 
 static void store_failed(uint32_t uid, void *context)
@@ -1170,6 +1197,13 @@ static void cmd_close(struct imap_session *s, struct store *store,
 static void cmd_enable(struct imap_session *s, const struct imap_command *cmd,
 		       struct result *r)
 {
+	/* RFC 5161: one or more capabilities. (Clients must not ENABLE once
+	 * a mailbox is selected; servers need not check.) */
+	if (cmd->arg_count == 0) {
+		imap_result(r, "BAD", "Syntax: ENABLE capability...");
+		return;
+	}
+
 	struct buf enabled;
 	buf_init(&enabled, 4096);
 	for (size_t i = 0; i < cmd->arg_count; i++) {

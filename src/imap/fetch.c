@@ -361,8 +361,15 @@ void imap_cmd_fetch(struct imap_session *s, struct store *store,
 				with_flags.count = f.count + 1;
 			}
 		}
-		if (!fetch_one(s, store, &with_flags, (size_t)k, cmd->uid,
-			       want_modseq, &unknown_cte)) {
+		/* With CONDSTORE, a response with FLAGS carries MODSEQ
+		 * (RFC 7162 3.1.4.1), and UID so the client can match it. */
+		bool shows_flags = false;
+		for (size_t j = 0; j < with_flags.count; j++)
+			shows_flags |=
+				with_flags.items[j].kind == IMAP_FETCH_FLAGS;
+		bool cs = s->condstore && shows_flags;
+		if (!fetch_one(s, store, &with_flags, (size_t)k, cmd->uid || cs,
+			       want_modseq || cs, &unknown_cte)) {
 			imap_result(r, "NO", "[SERVERBUG] Internal error");
 			return;
 		}

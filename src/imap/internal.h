@@ -102,6 +102,8 @@ struct imap_session {
 	bool compress_pending;
 	unsigned bad_commands;
 	struct event *idle_timer;
+	struct event *close_timer; /* waits for a compressed stream to drain */
+	unsigned close_checks;
 
 	/* The account, once authenticated. */
 	uint64_t account_id;

@@ -38,7 +38,7 @@ static void sent_key(const struct store_sort_keys *k, void *context)
 	struct search_ctx *c = context;
 	long i = imap_view_find(c->s->view, k->uid);
 	if (i >= 0)
-		c->sent[i] = k->sent_date;
+		c->sent[i] = k->sent_day;
 }
 
 static int64_t sent_date(struct search_ctx *c, size_t i)
@@ -47,7 +47,7 @@ static int64_t sent_date(struct search_ctx *c, size_t i)
 		struct view *v = c->s->view;
 		c->sent = xcalloc(v->count + 1, sizeof(*c->sent));
 		for (size_t k = 0; k < v->count; k++)
-			c->sent[k] = -1;
+			c->sent[k] = INT64_MIN;
 		const char *error;
 		if (store_sort_keys_each(c->store, c->s->account_id,
 					 v->mailbox.id, sent_key, c,
@@ -258,10 +258,11 @@ static void evaluate(struct search_ctx *c, const struct imap_search_key *key,
 		case IMAP_SEARCH_SENTBEFORE:
 		case IMAP_SEARCH_SENTON:
 		case IMAP_SEARCH_SENTSINCE: {
+			/* The Date: header's day in its own zone; without
+			 * one, the internal date's. */
 			int64_t d = sent_date(c, i);
-			if (d < 0)
-				d = m->internal_date;
-			time_t day = day_of((time_t)d);
+			time_t day = d == INT64_MIN ? day_of(m->internal_date)
+						    : (time_t)d;
 			h = key->kind == IMAP_SEARCH_SENTBEFORE
 				    ? day < key->date
 			    : key->kind == IMAP_SEARCH_SENTON
@@ -372,15 +373,30 @@ void imap_cmd_search(struct imap_session *s, struct store *store,
 			stack[depth++] = &k->children[i];
 	}
 	if (search.return_save) {
+		/* RFC 5182 2.1: with MIN or MAX but neither ALL nor COUNT,
+		 * only those are saved. */
+		bool only_ends = (search.return_min || search.return_max) &&
+				 !search.return_all && !search.return_count;
 		free(v->saved);
 		v->saved = xcalloc(count + 1, sizeof(uint32_t));
-		v->saved_count = count;
-		for (size_t i = 0; i < count; i++)
-			v->saved[i] = v->messages[found[i]].uid;
+		v->saved_count = 0;
+		for (size_t i = 0; i < count; i++) {
+			bool keep = !only_ends ||
+				    (search.return_min && i == 0) ||
+				    (search.return_max && i == count - 1);
+			if (keep)
+				v->saved[v->saved_count++] =
+					v->messages[found[i]].uid;
+		}
 	}
 	struct buf *out = &s->out;
 	bool esearch = search.esearch || s->rev2;
-	if (esearch) {
+	bool only_save = search.return_save && !search.return_min &&
+			 !search.return_max && !search.return_all &&
+			 !search.return_count;
+	if (esearch && only_save) {
+		/* RFC 5182: SAVE alone answers nothing. */
+	} else if (esearch) {
 		bool all = search.return_all ||
 			   (!search.return_min && !search.return_max &&
 			    !search.return_count && !search.return_save);
@@ -427,6 +443,7 @@ struct sort_row {
 	uint64_t size;
 	char *subject, *from, *to, *cc, *display_from, *display_to;
 	char *message_id, *in_reply_to, *references;
+	bool reply; /* the subject was a reply or forward */
 };
 
 struct sort_load {
@@ -454,6 +471,7 @@ static void sort_key(const struct store_sort_keys *k, void *context)
 	row->message_id = xstrdup(k->message_id);
 	row->in_reply_to = xstrdup(k->in_reply_to);
 	row->references = xstrdup(k->references);
+	row->reply = mime_subject_is_reply_or_forward(slice_cstr(k->subject));
 }
 
 static struct sort_row *load_rows(struct imap_session *s, struct store *store,
@@ -619,6 +637,7 @@ void imap_cmd_sort(struct imap_session *s, struct store *store,
 struct node {
 	struct sort_row *row; /* NULL: dummy */
 	char *id;
+	bool merged; /* a dummy made by merge_by_subject: freed alone */
 	struct node *parent, *child, *next;
 };
 
@@ -743,6 +762,87 @@ static struct node *find_id(struct node **table, size_t count, const char *id)
 	return NULL;
 }
 
+/* The subject a thread root stands for: its own, or its first child's
+ * when it is a dummy. */
+static const struct sort_row *root_row(const struct node *n)
+{
+	if (n->row != NULL)
+		return n->row;
+	for (const struct node *c = n->child; c; c = c->next)
+		if (c->row != NULL)
+			return c->row;
+	return NULL;
+}
+
+/* RFC 5256 REFERENCES step 5: roots with the same base subject are
+ * gathered under one. */
+static void merge_by_subject(struct node *root)
+{
+	size_t n = 0;
+	for (struct node *c = root->child; c; c = c->next)
+		n++;
+	struct node **roots = xcalloc(n + 1, sizeof(*roots));
+	n = 0;
+	for (struct node *c = root->child; c; c = c->next)
+		roots[n++] = c;
+	for (size_t i = 0; i < n; i++) {
+		struct node *cur = roots[i];
+		const struct sort_row *cr = root_row(cur);
+		if (cur == NULL || cr == NULL || cr->subject == NULL ||
+		    *cr->subject == '\0')
+			continue;
+		for (size_t k = 0; k < i; k++) {
+			struct node *old = roots[k];
+			const struct sort_row *orow =
+				old ? root_row(old) : NULL;
+			if (orow == NULL || orow->subject == NULL ||
+			    strcasecmp(orow->subject, cr->subject) != 0)
+				continue;
+			if (old->row == NULL && cur->row == NULL) {
+				/* Two dummies: cur's children join old. */
+				while (cur->child != NULL)
+					node_link(old, cur->child);
+				node_unlink(cur);
+			} else if (old->row == NULL) {
+				node_link(old, cur);
+			} else if (cur->row == NULL) {
+				node_link(cur, old);
+				roots[k] = cur;
+			} else if (!old->row->reply && cur->row->reply) {
+				node_link(old, cur);
+			} else if (old->row->reply && !cur->row->reply) {
+				node_link(cur, old);
+				roots[k] = cur;
+			} else {
+				/* Neither (or both) replies: siblings under a
+				 * new dummy, which takes old's place. */
+				struct node *dummy = xcalloc(1, sizeof(*dummy));
+				dummy->id = xstrdup("");
+				dummy->merged = true;
+				node_link(root, dummy);
+				node_link(dummy, old);
+				node_link(dummy, cur);
+				roots[k] = dummy;
+			}
+			roots[i] = NULL;
+			break;
+		}
+	}
+	free(roots);
+}
+
+static void free_merged(struct node *n)
+{
+	for (struct node *c = n->child, *next; c; c = next) {
+		next = c->next;
+		free_merged(c);
+	}
+	if (n->merged) {
+		free(n->id);
+		free(n);
+	}
+}
+
 void imap_cmd_thread(struct imap_session *s, struct store *store,
 		     const struct imap_command *cmd, struct result *r)
 {
@@ -847,6 +947,7 @@ void imap_cmd_thread(struct imap_session *s, struct store *store,
 			node_link(&root, n);
 		}
 		free(ids);
+		merge_by_subject(&root);
 	} else {
 		/* ORDEREDSUBJECT: by base subject; the first (by date) is
 		 * the parent of the others. */
@@ -877,6 +978,10 @@ void imap_cmd_thread(struct imap_session *s, struct store *store,
 		buf_append(&s->out, ")", 1);
 	}
 	buf_append_cstr(&s->out, "\r\n");
+	for (struct node *t = root.child, *next; t; t = next) {
+		next = t->next;
+		free_merged(t);
+	}
 	for (size_t i = 0; i < used; i++)
 		free(nodes[i].id);
 	free(nodes);

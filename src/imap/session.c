@@ -79,6 +79,8 @@ static void session_free(struct imap_session *s, const char *reason)
 		auth_request_cancel(s->auth_request);
 	if (s->idle_timer != NULL)
 		event_free(s->idle_timer);
+	if (s->close_timer != NULL)
+		event_free(s->close_timer);
 	if (s->bev != NULL) {
 		/* End TLS properly: a close_notify before the FIN. */
 		struct bufferevent *tls_bev = s->bev;
@@ -107,13 +109,42 @@ static void session_free(struct imap_session *s, const char *reason)
 		event_base_loopexit(server->base, NULL);
 }
 
+#define IMAP_CLOSE_CHECK_MS 20
+#define IMAP_CLOSE_CHECKS   250 /* five seconds */
+
+/* A filter's own buffer may be empty while the connection's still holds
+ * bytes, and no callback says when those are gone: look again shortly. */
+static void close_check(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct imap_session *s = arg;
+	if (s->busy)
+		return; /* command_done closes again and re-arms */
+	if (output_pending(s) == 0 || ++s->close_checks > IMAP_CLOSE_CHECKS) {
+		session_free(s, "closed after the last reply");
+		return;
+	}
+	struct timeval tv = {0, IMAP_CLOSE_CHECK_MS * 1000};
+	evtimer_add(s->close_timer, &tv);
+}
+
 /* Ends the session once what is queued has been sent. */
 static void session_close(struct imap_session *s, const char *reason)
 {
 	s->closing = true;
 	bufferevent_disable(s->bev, EV_READ);
-	if (output_pending(s) == 0)
+	if (output_pending(s) == 0) {
 		session_free(s, reason);
+		return;
+	}
+	if (s->compress) {
+		if (s->close_timer == NULL)
+			s->close_timer =
+				evtimer_new(s->server->base, close_check, s);
+		struct timeval tv = {0, IMAP_CLOSE_CHECK_MS * 1000};
+		evtimer_add(s->close_timer, &tv);
+	}
 }
 
 static void set_timeout(struct imap_session *s)

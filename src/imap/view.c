@@ -130,7 +130,8 @@ static void on_changed(const struct store_message *m, void *context)
 			vm->modseq = m->modseq;
 		if (differs || (r->s->condstore && newer)) {
 			imap_send_flags(r->s, (size_t)i + 1, vm,
-					r->s->qresync || r->s->rev2);
+					r->s->condstore || r->s->qresync ||
+						r->s->rev2);
 			r->changed_flags = true;
 		}
 		return;

@@ -281,9 +281,9 @@ int store_copy(struct store *s, uint64_t account_id, uint64_t from_mailbox,
 int store_account_usage(struct store *s, uint64_t account_id, uint64_t *bytes_r,
 			const char **error_r);
 
-/* Search helpers. Text search matches words and word prefixes of the
- * decoded text (full-text index); header search matches substrings of the
- * decoded header value, case-insensitively for ASCII. */
+/* Search helpers: substrings of the decoded text, case-insensitively
+ * (a trigram full-text index for three characters or more, a scan for
+ * shorter values). */
 enum store_text_field {
 	STORE_TEXT_ALL,	 /* headers and body (IMAP TEXT) */
 	STORE_TEXT_BODY, /* body only */
@@ -304,9 +304,10 @@ struct store_sort_keys {
 	uint32_t uid;
 	time_t internal_date;
 	int64_t sent_date; /* -1 when none */
+	int64_t sent_day;  /* the Date: day in its own zone; INT64_MIN: none */
 	uint64_t size;
 	const char *base_subject, *sort_from, *sort_to, *sort_cc, *display_from,
-		*display_to, *message_id, *in_reply_to, *references;
+		*display_to, *message_id, *in_reply_to, *references, *subject;
 };
 int store_sort_keys_each(struct store *s, uint64_t account_id,
 			 uint64_t mailbox_id,

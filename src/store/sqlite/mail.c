@@ -46,6 +46,7 @@ static const char account_schema[] =
 	" bodystructure TEXT,"
 	" body TEXT,"
 	" sent_date INTEGER,"
+	" sent_day INTEGER,"
 	" subject TEXT,"
 	" base_subject TEXT,"
 	" hdr_from TEXT,"
@@ -80,8 +81,10 @@ static const char account_schema[] =
 	" uid INTEGER NOT NULL,"
 	" modseq INTEGER NOT NULL,"
 	" PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+	/* Trigrams: IMAP SEARCH matches substrings, case-insensitively. */
 	"CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5 ("
-	" headers, body, tokenize = 'unicode61 remove_diacritics 2');"
+	" headers, hdr_from, hdr_to, hdr_cc, hdr_bcc, subject, body,"
+	" tokenize = 'trigram');"
 	"CREATE TABLE IF NOT EXISTS counter ("
 	" name TEXT PRIMARY KEY,"
 	" value INTEGER NOT NULL);"
@@ -359,8 +362,8 @@ static sqlite3_int64 insert_content(struct store *s, sqlite3 *db,
 		    " body, sent_date, subject, base_subject, hdr_from, hdr_to,"
 		    " hdr_cc, hdr_bcc, sort_from, sort_to, sort_cc,"
 		    " display_from, display_to, message_id, in_reply_to,"
-		    " refs_header, has_attachment) VALUES (?, ?, ?, ?, ?, ?, ?,"
-		    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		    " refs_header, has_attachment, sent_day) VALUES (?, ?, ?, ?,"
+		    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		    -1, &st, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_bind_text(st, 1, blob, -1, SQLITE_STATIC);
@@ -382,21 +385,32 @@ static sqlite3_int64 insert_content(struct store *s, sqlite3 *db,
 	for (size_t i = 0; i < ARRAY_SIZE(texts); i++)
 		bind_buf(st, 7 + (int)i, texts[i]);
 	sqlite3_bind_int(st, 21, m->has_attachment);
+	if (m->sent_day >= 0 || m->sent_date >= 0)
+		sqlite3_bind_int64(st, 22, m->sent_day);
+	else
+		sqlite3_bind_null(st, 22);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto out;
 	id = sqlite3_last_insert_rowid(db);
 	sqlite3_finalize(st);
 	st = NULL;
-	if (sqlite3_prepare_v2(db,
-			       "INSERT INTO fts (rowid, headers, body)"
-			       " VALUES (?, ?, ?)",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		    db,
+		    "INSERT INTO fts (rowid, headers, hdr_from, hdr_to,"
+		    " hdr_cc, hdr_bcc, subject, body)"
+		    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		    -1, &st, NULL) != SQLITE_OK) {
 		id = 0;
 		goto out;
 	}
 	sqlite3_bind_int64(st, 1, id);
 	bind_buf(st, 2, &m->fts_headers);
-	bind_buf(st, 3, &m->fts_body);
+	bind_buf(st, 3, &m->from);
+	bind_buf(st, 4, &m->to);
+	bind_buf(st, 5, &m->cc);
+	bind_buf(st, 6, &m->bcc);
+	bind_buf(st, 7, &m->subject);
+	bind_buf(st, 8, &m->fts_body);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		id = 0;
 out:

@@ -1170,32 +1170,13 @@ static void like_pattern(const char *value, struct buf *out)
 	buf_append(out, "%", 1);
 }
 
-/* An FTS5 query of the words of value, each as a prefix, all required. */
-static void fts_query(const char *value, const char *column, struct buf *out)
+static size_t utf8_chars(const char *p)
 {
-	const char *p = value;
-	bool any = false;
-	while (*p) {
-		while (*p &&
-		       !((unsigned char)*p >= 0x80 ||
-			 (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
-			 (*p >= 'A' && *p <= 'Z')))
-			p++;
-		const char *start = p;
-		while ((unsigned char)*p >= 0x80 || (*p >= '0' && *p <= '9') ||
-		       (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))
-			p++;
-		if (p == start)
-			continue;
-		if (any)
-			buf_append(out, " AND ", 5);
-		if (column != NULL)
-			buf_printf(out, "%s : ", column);
-		buf_append(out, "\"", 1);
-		buf_append(out, start, (size_t)(p - start));
-		buf_append(out, "\"*", 2);
-		any = true;
-	}
+	size_t n = 0;
+	for (; *p; p++)
+		if (((unsigned char)*p & 0xc0) != 0x80)
+			n++;
+	return n;
 }
 
 int store_search_text(struct store *s, uint64_t account_id, uint64_t mailbox_id,
@@ -1204,36 +1185,52 @@ int store_search_text(struct store *s, uint64_t account_id, uint64_t mailbox_id,
 		      const char **error_r)
 {
 	static const char *const columns[] = {
+		[STORE_TEXT_ALL] = NULL,	  [STORE_TEXT_BODY] = "body",
 		[STORE_TEXT_FROM] = "hdr_from",	  [STORE_TEXT_TO] = "hdr_to",
 		[STORE_TEXT_CC] = "hdr_cc",	  [STORE_TEXT_BCC] = "hdr_bcc",
 		[STORE_TEXT_SUBJECT] = "subject",
 	};
+	static const char *const all[] = {"headers", "body"};
 	sqlite3 *db = account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
+	const char *column = columns[field];
 	struct buf sql, arg;
 	buf_init(&sql, 4096);
 	buf_init(&arg, 64 * 1024);
-	bool match_all = false;
-	if (field == STORE_TEXT_ALL || field == STORE_TEXT_BODY) {
-		fts_query(value, field == STORE_TEXT_BODY ? "body" : NULL,
-			  &arg);
-		/* No word at all (punctuation only): everything matches. */
-		match_all = arg.n == 0;
+	bool match_all = *value == '\0';
+	if (match_all) {
 		buf_append_cstr(
-			&sql,
-			match_all
-				? "SELECT uid FROM message WHERE mailbox_id = ?1"
-				: "SELECT m.uid FROM message m JOIN fts ON"
-				  " fts.rowid = m.content_id WHERE"
-				  " m.mailbox_id = ?1 AND fts MATCH ?2");
+			&sql, "SELECT uid FROM message WHERE mailbox_id = ?1");
+	} else if (utf8_chars(value) >= 3) {
+		/* The trigram index answers substrings of three characters
+		 * or more: the value as one phrase. */
+		if (column != NULL)
+			buf_printf(&arg, "%s : ", column);
+		buf_append(&arg, "\"", 1);
+		for (const char *p = value; *p; p++) {
+			if (*p == '"')
+				buf_append(&arg, "\"", 1);
+			buf_append(&arg, p, 1);
+		}
+		buf_append(&arg, "\"", 1);
+		buf_append_cstr(&sql, "SELECT m.uid FROM message m JOIN fts ON"
+				      " fts.rowid = m.content_id WHERE"
+				      " m.mailbox_id = ?1 AND fts MATCH ?2");
 	} else {
+		/* Shorter values: a scan of the same text. */
 		like_pattern(value, &arg);
-		buf_printf(&sql,
-			   "SELECT m.uid FROM message m JOIN content c ON"
-			   " c.id = m.content_id WHERE m.mailbox_id = ?1 AND"
-			   " c.%s LIKE ?2 ESCAPE '\\'",
-			   columns[field]);
+		buf_append_cstr(&sql, "SELECT m.uid FROM message m JOIN fts ON"
+				      " fts.rowid = m.content_id WHERE"
+				      " m.mailbox_id = ?1 AND (");
+		if (column != NULL) {
+			buf_printf(&sql, "fts.%s LIKE ?2 ESCAPE '\\'", column);
+		} else {
+			for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+				buf_printf(&sql, "%sfts.%s LIKE ?2 ESCAPE '\\'",
+					   i ? " OR " : "", all[i]);
+		}
+		buf_append_cstr(&sql, ")");
 	}
 	sqlite3_stmt *st = prepare(s, db, buf_cstr(&sql));
 	int ret = -1;
@@ -1272,7 +1269,7 @@ int store_sort_keys_each(struct store *s, uint64_t account_id,
 		"SELECT m.uid, m.internal_date, c.sent_date, c.size,"
 		" c.base_subject, c.sort_from, c.sort_to, c.sort_cc,"
 		" c.display_from, c.display_to, c.message_id, c.in_reply_to,"
-		" c.refs_header FROM message m JOIN content c ON"
+		" c.refs_header, c.subject, c.sent_day FROM message m JOIN content c ON"
 		" c.id = m.content_id WHERE m.mailbox_id = ? ORDER BY m.uid");
 	if (st == NULL) {
 		*error_r = s->error;
@@ -1288,15 +1285,19 @@ int store_sort_keys_each(struct store *s, uint64_t account_id,
 				      ? -1
 				      : sqlite3_column_int64(st, 2);
 		k.size = (uint64_t)sqlite3_column_int64(st, 3);
-		const char **texts[] = {
-			&k.base_subject, &k.sort_from,	  &k.sort_to,
-			&k.sort_cc,	 &k.display_from, &k.display_to,
-			&k.message_id,	 &k.in_reply_to,  &k.references};
+		const char **texts[] = {&k.base_subject, &k.sort_from,
+					&k.sort_to,	 &k.sort_cc,
+					&k.display_from, &k.display_to,
+					&k.message_id,	 &k.in_reply_to,
+					&k.references,	 &k.subject};
 		for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
 			const unsigned char *t =
 				sqlite3_column_text(st, 4 + (int)i);
 			*texts[i] = t ? (const char *)t : "";
 		}
+		k.sent_day = sqlite3_column_type(st, 14) == SQLITE_NULL
+				     ? INT64_MIN
+				     : sqlite3_column_int64(st, 14);
 		fn(&k, context);
 	}
 	sqlite3_finalize(st);

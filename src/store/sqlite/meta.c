@@ -37,6 +37,35 @@ static void ids_to_text(struct buf *b)
 		b->n--;
 }
 
+/* SENTON and friends compare the date as written, in the header's own
+ * zone (RFC 3501 6.4.4): the UTC time plus the zone's offset, as a day. */
+static int64_t local_day(const struct mime_message *msg, int64_t utc)
+{
+	struct buf date;
+	buf_init(&date, 1024);
+	int64_t offset = 0;
+	if (mime_header_value(msg, "Date", &date)) {
+		const char *text = buf_cstr(&date);
+		const char *zone = NULL;
+		for (const char *p = text; *p; p++)
+			if ((*p == '+' || *p == '-') && p[1] >= '0' &&
+			    p[1] <= '9' && p[2] >= '0' && p[2] <= '9' &&
+			    p[3] >= '0' && p[3] <= '9' && p[4] >= '0' &&
+			    p[4] <= '9' &&
+			    (p[5] == '\0' || p[5] == ' ' || p[5] == '('))
+				zone = p;
+		if (zone != NULL) {
+			int64_t h = (zone[1] - '0') * 10 + (zone[2] - '0');
+			int64_t mi = (zone[3] - '0') * 10 + (zone[4] - '0');
+			offset = (h * 3600 + mi * 60) *
+				 (zone[0] == '-' ? -1 : 1);
+		}
+	}
+	buf_free(&date);
+	int64_t local = utc + offset;
+	return local - ((local % 86400) + 86400) % 86400;
+}
+
 void content_meta_build(struct content_meta *m, struct slice bytes)
 {
 	struct buf *b[META_BUFFERS];
@@ -78,6 +107,7 @@ void content_meta_build(struct content_meta *m, struct slice bytes)
 	}
 	mime_body_text(msg, &m->fts_body);
 	m->sent_date = mime_date(msg);
+	m->sent_day = m->sent_date < 0 ? -1 : local_day(msg, m->sent_date);
 	m->has_attachment = mime_has_attachment(msg);
 	mime_free(&msg);
 }

@@ -21,6 +21,7 @@ struct content_meta {
 	struct buf message_id, in_reply_to, references;
 	struct buf fts_headers, fts_body;
 	int64_t sent_date; /* -1: none */
+	int64_t sent_day;  /* the Date: header's day in its own zone, -1 */
 	bool has_attachment;
 };
 
