@@ -215,13 +215,16 @@ static void run_on_pool(struct imap_session *s)
 static void command_done(void *arg)
 {
 	struct imap_session *s = arg;
-	s->busy = false;
 	free(s->command);
 	s->command = NULL;
 	arena_reset(s->arena);
+	/* Still busy while writing: a filter (COMPRESS) may run our write
+	 * callback from inside bufferevent_write, which must not start the
+	 * next command while this one's reply is being handed over. */
 	if (s->out.n > 0)
 		bufferevent_write(s->bev, s->out.p, s->out.n);
 	buf_reset(&s->out);
+	s->busy = false;
 	if (s->closing) {
 		session_close(s, "closed");
 		return;
