@@ -965,7 +965,7 @@ static void cmd_store(struct imap_session *s, struct store *store,
 		return;
 	}
 	size_t i = 1;
-	uint64_t unchangedsince = 0;
+	uint64_t unchangedsince = STORE_NO_UNCHANGEDSINCE;
 	if (cmd->arg_count < 3) {
 		imap_result(r, "BAD", "%s", error);
 		return;
@@ -1396,6 +1396,8 @@ void imap_execute(struct imap_session *s, struct store *store)
 	     is(&cmd, "DELETE") || is(&cmd, "RENAME") || is(&cmd, "CLOSE") ||
 	     is(&cmd, "FETCH")))
 		s->changed = true;
+	if (strcmp(r.status, "BAD") == 0)
+		s->bad_commands++; /* the loop ends the session past the limit */
 	if (s->state == IMAP_STATE_SELECTED && s->view != NULL &&
 	    strcmp(r.status, "BAD") != 0)
 		imap_view_refresh(s, store, r.allow_expunge);

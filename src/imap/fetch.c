@@ -317,7 +317,8 @@ void imap_cmd_fetch(struct imap_session *s, struct store *store,
 			if (store_flags_update(
 				    store, s->account_id, s->view->mailbox.id,
 				    unseen, n, STORE_FLAGS_ADD, STORE_FLAG_SEEN,
-				    "", 0, seen_changed, NULL, s, &error) != 0)
+				    "", STORE_NO_UNCHANGEDSINCE, seen_changed,
+				    NULL, s, &error) != 0)
 				log_error("FETCH \\Seen: %s", error);
 			else
 				flags_changed = true;

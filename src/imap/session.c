@@ -147,6 +147,17 @@ static void session_close(struct imap_session *s, const char *reason)
 	}
 }
 
+/* Counts a BAD (or failed login); past the limit the session ends.
+ * Returns true when it did. */
+static bool count_bad(struct imap_session *s)
+{
+	if (++s->bad_commands < IMAP_MAX_BAD_COMMANDS)
+		return false;
+	send_text(s, "* BYE Too many errors\r\n");
+	session_close(s, "too many errors");
+	return true;
+}
+
 static void set_timeout(struct imap_session *s)
 {
 	struct timeval tv = {s->state == IMAP_STATE_NOT_AUTHENTICATED
@@ -233,6 +244,11 @@ static void command_done(void *arg)
 		session_close(s, "LOGOUT");
 		return;
 	}
+	if (s->bad_commands >= IMAP_MAX_BAD_COMMANDS) {
+		send_text(s, "* BYE Too many errors\r\n");
+		session_close(s, "too many errors");
+		return;
+	}
 	if (s->changed) {
 		s->changed = false;
 		imap_server_notify(s->server, s->account_id, s);
@@ -278,11 +294,8 @@ static void auth_done(void *context, enum auth_result result,
 		send_line(s,
 			  "%s NO [AUTHENTICATIONFAILED] Authentication failed",
 			  tag);
-		if (++s->bad_commands >= IMAP_MAX_BAD_COMMANDS) {
-			send_text(s, "* BYE Too many errors\r\n");
-			session_close(s, "too many errors");
+		if (count_bad(s))
 			return;
-		}
 		break;
 	case AUTH_UNAVAILABLE:
 		send_line(
@@ -416,7 +429,7 @@ static bool loop_command(struct imap_session *s, const struct imap_command *cmd)
 	bool authenticate = slice_eq_ci(name, "AUTHENTICATE");
 	if (!login && !authenticate) {
 		send_line(s, "%s BAD Log in first", tag);
-		s->bad_commands++;
+		count_bad(s);
 		return true;
 	}
 	if (!s->tls && !s->loopback) {
@@ -429,7 +442,7 @@ static bool loop_command(struct imap_session *s, const struct imap_command *cmd)
 		    !imap_arg_astring(&cmd->args[0], &user) ||
 		    !imap_arg_astring(&cmd->args[1], &password)) {
 			send_line(s, "%s BAD Syntax: LOGIN user password", tag);
-			s->bad_commands++;
+			count_bad(s);
 			return true;
 		}
 		check_password(s, user, password);
@@ -439,7 +452,7 @@ static bool loop_command(struct imap_session *s, const struct imap_command *cmd)
 	if (cmd->arg_count < 1 || cmd->arg_count > 2 ||
 	    !imap_arg_astring(&cmd->args[0], &mech)) {
 		send_line(s, "%s BAD Syntax: AUTHENTICATE mechanism", tag);
-		s->bad_commands++;
+		count_bad(s);
 		return true;
 	}
 	if (!slice_eq_ci(mech, "PLAIN")) {
@@ -575,10 +588,7 @@ static bool process_one(struct imap_session *s, struct evbuffer *in)
 				  error ? error : "Syntax error");
 		free(s->command);
 		s->command = NULL;
-		if (++s->bad_commands >= IMAP_MAX_BAD_COMMANDS) {
-			send_text(s, "* BYE Too many errors\r\n");
-			session_close(s, "too many errors");
-		}
+		count_bad(s);
 		return true;
 	}
 	if (loop_command(s, &cmd)) {

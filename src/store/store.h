@@ -248,8 +248,12 @@ int store_message_bytes(struct store *s, uint64_t account_id,
 
 enum store_flags_op { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
 
-/* Changes flags and keywords of the given UIDs. With unchangedsince > 0,
- * a message whose modseq is greater is left alone and reported to failed.
+/* No UNCHANGEDSINCE condition. */
+#define STORE_NO_UNCHANGEDSINCE UINT64_MAX
+
+/* Changes flags and keywords of the given UIDs. A message whose modseq is
+ * greater than unchangedsince is left alone and reported to failed (so
+ * UNCHANGEDSINCE 0 always fails, RFC 7162 3.1.3).
  * changed is called for each message whose flags changed, with its new
  * state (and new modseq). */
 int store_flags_update(struct store *s, uint64_t account_id,

@@ -853,7 +853,7 @@ int store_flags_update(struct store *s, uint64_t account_id,
 		}
 		struct store_message m;
 		row_to_message(get, &m);
-		if (unchangedsince > 0 && m.modseq > unchangedsince) {
+		if (m.modseq > unchangedsince) {
 			if (failed != NULL)
 				failed(m.uid, context);
 			continue;
