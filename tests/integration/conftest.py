@@ -454,6 +454,9 @@ class RawImap:
     def __init__(self, port, tls=False, greeting=True, timeout=10.0):
         self.timeout = timeout
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        # Small writes (a literal's announcement, then its data) must not
+        # wait for delayed ACKs.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls:
             self.sock = imap_tls_context().wrap_socket(self.sock)
         self.sock.settimeout(timeout)
