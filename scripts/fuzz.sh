@@ -38,7 +38,7 @@ declare -A sources=(
 		src/store/sqlite/mailbox.c src/store/sqlite/meta.c
 		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/mime.c
 		src/core/base64.c src/core/buf.c src/core/config.c src/core/ipc.c
-		src/core/log.c src/core/pool.c src/core/utf8.c src/core/util.c"
+		src/core/log.c src/core/net.c src/core/pool.c src/core/utf8.c src/core/util.c"
 )
 sources[imap_session]="src/imap/session.c src/imap/command.c src/imap/fetch.c
 		src/imap/search.c src/imap/view.c src/imap/parser.c src/imap/arena.c
@@ -46,7 +46,7 @@ sources[imap_session]="src/imap/session.c src/imap/command.c src/imap/fetch.c
 		src/store/sqlite/mailbox.c src/store/sqlite/meta.c
 		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/mime.c
 		src/core/base64.c src/core/buf.c src/core/config.c src/core/ipc.c
-		src/core/log.c src/core/pool.c src/core/utf8.c src/core/util.c
+		src/core/log.c src/core/net.c src/core/pool.c src/core/utf8.c src/core/util.c
 		src/imap/server.c src/imap/compress.c src/auth/authd.c
 		src/auth/password.c"
 # Libraries of the targets that need them.

@@ -13,6 +13,7 @@
 #include "auth/password.h"
 #include "core/base64.h"
 #include "core/log.h"
+#include "core/net.h"
 #include "core/pool.h"
 
 #include <arpa/inet.h>
@@ -738,25 +739,6 @@ static void start_tls(struct imap_session *s)
 	setup_bev(s);
 }
 
-static void format_remote(struct imap_session *s, const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, s->remote, sizeof(s->remote));
-		s->loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 =
-			(const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, s->remote,
-			  sizeof(s->remote));
-		s->loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
-			      (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) &&
-			       in6->sin6_addr.s6_addr[12] == 127);
-	} else {
-		snprintf(s->remote, sizeof(s->remote), "unknown");
-	}
-}
-
 void imap_session_start(struct imap_server *server, bool imaps, int fd,
 			const struct sockaddr *sa);
 
@@ -775,7 +757,7 @@ void imap_session_start(struct imap_server *server, bool imaps, int fd,
 	s->id = ++server->next_id;
 	s->fd = fd;
 	s->imaps = imaps;
-	format_remote(s, sa);
+	net_peer(sa, s->remote, sizeof(s->remote), &s->loopback);
 	buf_init(&s->out, SIZE_MAX);
 	s->arena = arena_new(IMAP_COMMAND_ARENA);
 	s->next = server->sessions;

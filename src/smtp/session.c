@@ -15,6 +15,7 @@
 #include "core/base64.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/net.h"
 #include "smtp/deliver.h"
 #include "smtp/parser.h"
 #include "store/store.h"
@@ -998,25 +999,6 @@ static void session_event(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
-static void format_remote(struct smtp_session *s, const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, s->remote, sizeof(s->remote));
-		s->loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 =
-			(const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, s->remote,
-			  sizeof(s->remote));
-		s->loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-			s->loopback = in6->sin6_addr.s6_addr[12] == 127;
-	} else {
-		snprintf(s->remote, sizeof(s->remote), "unknown");
-	}
-}
-
 static void greet(struct smtp_session *s)
 {
 	s->state = STATE_COMMAND;
@@ -1059,7 +1041,7 @@ void smtp_session_start(struct smtp_server *server, enum smtp_port port, int fd,
 	s->server = server;
 	s->id = ++server->next_session_id;
 	s->port = port;
-	format_remote(s, sa);
+	net_peer(sa, s->remote, sizeof(s->remote), &s->loopback);
 	buf_init(&s->msg, 0);
 	s->fd = fd;
 	s->next = server->sessions;
