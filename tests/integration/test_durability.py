@@ -121,7 +121,8 @@ def fetch_all(server, user, uids):
 
 def read_store_directly(server, user, uids):
     """Reads the given UIDs of user's INBOX from the files on disk, as
-    store_message_read does (accounts/ID/index.db names the blob,
+    store_message_read does (accounts/ID/index.db names the blob through
+    the message's content row,
     blobs/AB/CDEF... holds the bytes): thousands of messages in the time
     the CLI takes for a dozen. Returns {uid: bytes}; a missing blob reads as
     None. Callers cross-check a sample against `dijk mail get`."""
@@ -131,8 +132,9 @@ def read_store_directly(server, user, uids):
     with closing(sqlite3.connect(f"file:{index}?mode=ro", uri=True)) as db:
         rows = dict(
             (uid, (size, blob)) for uid, size, blob in db.execute(
-                "SELECT m.uid, m.size, m.blob FROM message m"
-                " JOIN mailbox b ON b.id = m.mailbox_id WHERE b.name = 'INBOX'"
+                "SELECT m.uid, c.size, c.blob FROM message m"
+                " JOIN mailbox b ON b.id = m.mailbox_id"
+                " JOIN content c ON c.id = m.content_id WHERE b.name = 'INBOX'"
             )
         )
     out = {}

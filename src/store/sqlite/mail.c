@@ -61,7 +61,8 @@ static const char account_schema[] =
 	" message_id TEXT,"
 	" in_reply_to TEXT,"
 	" refs_header TEXT,"
-	" has_attachment INTEGER NOT NULL DEFAULT 0);"
+	" has_attachment INTEGER NOT NULL DEFAULT 0,"
+	" text_complete INTEGER NOT NULL DEFAULT 1);"
 	"CREATE TABLE IF NOT EXISTS message ("
 	" id INTEGER PRIMARY KEY,"
 	" mailbox_id INTEGER NOT NULL REFERENCES mailbox(id),"
@@ -362,8 +363,9 @@ static sqlite3_int64 insert_content(struct store *s, sqlite3 *db,
 		    " body, sent_date, subject, base_subject, hdr_from, hdr_to,"
 		    " hdr_cc, hdr_bcc, sort_from, sort_to, sort_cc,"
 		    " display_from, display_to, message_id, in_reply_to,"
-		    " refs_header, has_attachment, sent_day) VALUES (?, ?, ?, ?,"
-		    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		    " refs_header, has_attachment, sent_day, text_complete)"
+		    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+		    " ?, ?, ?, ?, ?, ?)",
 		    -1, &st, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_bind_text(st, 1, blob, -1, SQLITE_STATIC);
@@ -389,6 +391,7 @@ static sqlite3_int64 insert_content(struct store *s, sqlite3 *db,
 		sqlite3_bind_int64(st, 22, m->sent_day);
 	else
 		sqlite3_bind_null(st, 22);
+	sqlite3_bind_int(st, 23, m->text_complete);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto out;
 	id = sqlite3_last_insert_rowid(db);

@@ -8,6 +8,8 @@
 
 #include "store/sqlite/internal.h"
 
+#include "mime/mime.h"
+
 #include <strings.h>
 
 #define STORE_MAX_HIERARCHY 32
@@ -1170,6 +1172,65 @@ static void like_pattern(const char *value, struct buf *out)
 	buf_append(out, "%", 1);
 }
 
+static bool contains_ci(struct slice hay, const char *needle)
+{
+	size_t n = strlen(needle);
+	if (n == 0)
+		return true;
+	for (size_t i = 0; i + n <= hay.n; i++)
+		if (strncasecmp((const char *)hay.p + i, needle, n) == 0)
+			return true;
+	return false;
+}
+
+/* The messages whose text was too long for the index are searched in
+ * their bytes. */
+static int search_long_texts(struct store *s, sqlite3 *db, uint64_t mailbox_id,
+			     bool headers_too, const char *value,
+			     void (*fn)(uint32_t uid, void *context),
+			     void *context)
+{
+	sqlite3_stmt *st = prepare(
+		s, db,
+		"SELECT m.uid, c.blob, c.size FROM message m JOIN content c ON"
+		" c.id = m.content_id WHERE m.mailbox_id = ? AND"
+		" c.text_complete = 0");
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)mailbox_id);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint32_t uid = (uint32_t)sqlite3_column_int64(st, 0);
+		char blob[64];
+		snprintf(blob, sizeof(blob), "%s", sqlite3_column_text(st, 1));
+		uint64_t size = (uint64_t)sqlite3_column_int64(st, 2);
+		uint8_t *data;
+		size_t n;
+		const char *error;
+		if (store_blob_read(s, blob, size, &data, &n, &error) != 1)
+			continue;
+		struct mime_message *m = mime_parse(slice_make(data, n));
+		struct buf text;
+		buf_init(&text, SIZE_MAX);
+		mime_body_text(m, &text);
+		if (headers_too) {
+			struct mime_section h = {.kind = MIME_SECTION_HEADER};
+			mime_section_bytes(m, &h, &text);
+		}
+		if (contains_ci(buf_slice(&text), value))
+			fn(uid, context);
+		buf_free(&text);
+		mime_free(&m);
+		free(data);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		store_db_error(s, db, "search");
+		return -1;
+	}
+	return 0;
+}
+
 static size_t utf8_chars(const char *p)
 {
 	size_t n = 0;
@@ -1248,6 +1309,11 @@ int store_search_text(struct store *s, uint64_t account_id, uint64_t mailbox_id,
 			store_db_error(s, db, "search");
 		sqlite3_finalize(st);
 	}
+	if (ret == 0 && !match_all &&
+	    (field == STORE_TEXT_ALL || field == STORE_TEXT_BODY))
+		ret = search_long_texts(s, db, mailbox_id,
+					field == STORE_TEXT_ALL, value, fn,
+					context);
 	buf_free(&sql);
 	buf_free(&arg);
 	if (ret != 0)

@@ -75,7 +75,7 @@ void content_meta_build(struct content_meta *m, struct slice bytes)
 	m->envelope.max = META_MAX_BODY_TEXT;
 	m->bodystructure.max = META_MAX_BODY_TEXT;
 	m->body.max = META_MAX_BODY_TEXT;
-	m->fts_body.max = META_MAX_BODY_TEXT;
+	m->fts_body.max = META_MAX_FTS_TEXT;
 
 	struct mime_message *msg = mime_parse(bytes);
 	mime_envelope(msg, &m->envelope);
@@ -106,6 +106,7 @@ void content_meta_build(struct content_meta *m, struct slice bytes)
 		buf_append(&m->fts_headers, "\n", 1);
 	}
 	mime_body_text(msg, &m->fts_body);
+	m->text_complete = !buf_overflowed(&m->fts_body);
 	m->sent_date = mime_date(msg);
 	m->sent_day = m->sent_date < 0 ? -1 : local_day(msg, m->sent_date);
 	m->has_attachment = mime_has_attachment(msg);

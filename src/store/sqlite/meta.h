@@ -11,7 +11,12 @@
 
 /* Text kept in the full-text index per message body. */
 #define META_MAX_BODY_TEXT (1024 * 1024)
-#define META_MAX_FIELD	   (64 * 1024)
+/* Text of one message put in the trigram index; beyond it, a search reads
+ * the message itself (see store_search_text). Trigram indexing costs
+ * grow with the number of distinct trigrams, so this bounds the cost of
+ * a delivery. */
+#define META_MAX_FTS_TEXT (64 * 1024)
+#define META_MAX_FIELD	  (64 * 1024)
 
 struct content_meta {
 	struct buf envelope, bodystructure, body;
@@ -23,6 +28,7 @@ struct content_meta {
 	int64_t sent_date; /* -1: none */
 	int64_t sent_day;  /* the Date: header's day in its own zone, -1 */
 	bool has_attachment;
+	bool text_complete; /* fts_body holds all of the message's text */
 };
 
 /* Fills m (which it initialises) from the message bytes. */
