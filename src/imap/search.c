@@ -24,6 +24,8 @@ void imap_cmd_thread(struct imap_session *s, struct store *store,
 		     const struct imap_command *cmd, struct result *r);
 
 #define DAY 86400
+/* References followed per message in THREAD=REFERENCES. */
+#define THREAD_MAX_REFERENCES 64
 
 struct search_ctx {
 	struct imap_session *s;
@@ -865,7 +867,7 @@ void imap_cmd_thread(struct imap_session *s, struct store *store,
 	size_t *found = run_search(s, store, &search, &count, &failed);
 	struct sort_row *rows = load_rows(s, store, &failed);
 	/* Nodes: one per message plus dummies for referenced ids. */
-	size_t cap = count * 4 + 16, used = 0;
+	size_t cap = count * (THREAD_MAX_REFERENCES / 4 + 2) + 16, used = 0;
 	struct node *nodes = xcalloc(cap, sizeof(*nodes));
 	struct node root = {0};
 	if (references) {
@@ -883,8 +885,9 @@ void imap_cmd_thread(struct imap_session *s, struct store *store,
 			if (me != NULL && me->row != NULL)
 				me = NULL; /* a duplicate id: a new node */
 			if (me == NULL) {
-				if (used == cap)
-					break;
+				/* Nodes are reserved for every message (see
+				 * below), so this never runs out. */
+				DIJK_ASSERT(used < cap);
 				me = &nodes[used++];
 				me->id = xstrdup(own ? own : "");
 				if (own && id_count < id_cap)
@@ -896,7 +899,17 @@ void imap_cmd_thread(struct imap_session *s, struct store *store,
 						    : row->in_reply_to;
 			struct node *prev = NULL;
 			char *copy = xstrdup(chain ? chain : "");
-			for (char *tok = copy, *end; *tok; tok = end) {
+			/* Only the nearest THREAD_MAX_REFERENCES ancestors
+			 * count: a long chain cannot exhaust the nodes. */
+			char *from = copy;
+			size_t refs = 0;
+			for (char *p = copy + strlen(copy); p > copy; p--)
+				if (p[-1] == ' ' && p[0] != ' ' &&
+				    ++refs >= THREAD_MAX_REFERENCES) {
+					from = p;
+					break;
+				}
+			for (char *tok = from, *end; *tok; tok = end) {
 				while (*tok == ' ')
 					tok++;
 				end = tok;
@@ -907,7 +920,9 @@ void imap_cmd_thread(struct imap_session *s, struct store *store,
 				char saved = *end;
 				*end = '\0';
 				struct node *ref = find_id(ids, id_count, tok);
-				if (ref == NULL && used < cap &&
+				/* Keep one node for each message still to come. */
+				size_t reserve = count - i;
+				if (ref == NULL && used + reserve < cap &&
 				    id_count < id_cap) {
 					ref = &nodes[used++];
 					ref->id = xstrdup(tok);

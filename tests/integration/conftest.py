@@ -613,10 +613,39 @@ def add_account(dijk, prefix="u"):
     return address, password
 
 
+class AccountPool:
+    """New accounts made ahead of need, a few at a time in the background
+    (the admin CLI takes most of a second under ASan)."""
+
+    def __init__(self, dijk, ahead=2):
+        import collections
+        import concurrent.futures
+        self.dijk = dijk
+        self.ahead = ahead
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        self.futures = collections.deque()
+
+    def get(self):
+        while len(self.futures) < self.ahead + 1:
+            self.futures.append(self.executor.submit(add_account, self.dijk))
+        return self.futures.popleft().result()
+
+    def close(self):
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def fresh_account(dijk):
+    """A new, empty account on a running server, from its AccountPool."""
+    if getattr(dijk, "account_pool", None) is None:
+        dijk.account_pool = AccountPool(dijk)
+    return dijk.account_pool.get()
+
+
 # Signs in a log that a process crashed (the master restarts a crashed
 # worker, so the server as a whole stays up).
-IMAP_BAD_LOG = ("panic", "ERROR: AddressSanitizer", "runtime error:", "killed by signal",
-                "munmap_chunk()", "double free", "free(): invalid", "malloc(): ")
+IMAP_BAD_LOG = ("panic", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                "killed by signal", "munmap_chunk()", "double free", "free(): invalid",
+                "malloc(): ")
 
 
 @pytest.fixture(scope="module")
@@ -624,6 +653,8 @@ def _imap_shared_servers(tmp_path_factory):
     servers = []
     yield servers
     for d in servers:
+        if getattr(d, "account_pool", None) is not None:
+            d.account_pool.close()
         code = d.stop()
         assert code in (None, 0), f"dijk serve exited with {code}:\n{d.logs()[-4000:]}"
         for bad in IMAP_BAD_LOG:

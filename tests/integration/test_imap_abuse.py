@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RawImap, add_account
+from conftest import RawImap, add_account, fresh_account
 
 APPEND_LIMIT = 52428800
 PREAUTH_LIMIT = 8192
@@ -30,7 +30,17 @@ def server(imap_shared_dijk):
 
 @pytest.fixture
 def account(server):
-    return add_account(server, prefix="abuse")
+    """An account shared by the module's tests (they leave its mailboxes
+    as they found them, apart from messages in INBOX)."""
+    if getattr(server, "abuse_account", None) is None:
+        server.abuse_account = add_account(server, prefix="abuse")
+    return server.abuse_account
+
+
+@pytest.fixture
+def empty_account(server):
+    """A new, empty account."""
+    return fresh_account(server)
 
 
 def login(server, account):
@@ -145,8 +155,8 @@ def test_overlong_authenticate_and_idle_lines(server, account):
 
 # --- literals over the limits --------------------------------------------------
 
-def test_synchronizing_literal_over_appendlimit(server, account):
-    with login(server, account) as c:
+def test_synchronizing_literal_over_appendlimit(server, empty_account):
+    with login(server, empty_account) as c:
         for size in (APPEND_LIMIT + 1, 2 ** 32, 2 ** 32 + 1, 2 ** 63, 2 ** 64 - 1):
             c.send(b"A1 APPEND INBOX {%d}\r\n" % size)
             # Refused straight away: no "+", and nothing of the command stays.
@@ -158,7 +168,7 @@ def test_synchronizing_literal_over_appendlimit(server, account):
         # up by closing).
         c.send(b"A3 APPEND INBOX {%d}\r\n" % APPEND_LIMIT)
         assert c.response().startswith("+ ")
-    with login(server, account) as c:
+    with login(server, empty_account) as c:
         assert c.cmd("STATUS INBOX (MESSAGES)") == (['* STATUS "INBOX" (MESSAGES 0)'],
                                                     "OK STATUS completed")
     assert_still_serves(server)
@@ -377,7 +387,7 @@ PREAUTH_REFUSED = ["SELECT INBOX", "EXAMINE INBOX", "CREATE x", "DELETE INBOX", 
                    "SETQUOTA \"\" (STORAGE 1)"]
 
 
-def test_commands_before_login(server, account):
+def test_commands_before_login(server, empty_account):
     with RawImap(server.imap_port) as c:
         for n, command in enumerate(PREAUTH_REFUSED):
             untagged, tagged = c.cmd(command, tag=f"P{n}")
@@ -389,7 +399,7 @@ def test_commands_before_login(server, account):
         assert c.cmd("CAPABILITY")[1] == "OK CAPABILITY completed"
         assert c.cmd("NOOP") == ([], "OK NOOP completed")
         assert c.cmd("ID NIL")[1] == "OK ID completed"
-        c.login(*account)
+        c.login(*empty_account)
         # Nothing happened to the account.
         assert mailbox_names(c) == {f'"{b}"' for b in DEFAULT_BOXES}
         assert c.cmd("STATUS INBOX (MESSAGES)") == (['* STATUS "INBOX" (MESSAGES 0)'],
@@ -526,6 +536,238 @@ def test_path_like_names_stay_inside_the_store(server, account):
     assert_still_serves(server)
 
 
+# --- hostile messages ------------------------------------------------------------------------
+
+def appended(c, mailbox, data):
+    untagged, tagged = c.cmd(b"APPEND %s {%d}\r\n" % (mailbox.encode(), len(data)) + data)
+    assert re.match(r"OK \[APPENDUID \d+ \d+\] APPEND completed$", tagged), tagged
+
+
+def short(text, n=300):
+    text = str(text)
+    return text if len(text) <= 2 * n else f"{text[:n]} ...[{len(text)} chars]... {text[-n:]}"
+
+
+def parsed_fetches(untagged):
+    """test_imap_protocol.fetches(), failing with a short message when a
+    response is malformed."""
+    from test_imap_protocol import fetches
+    try:
+        return fetches(untagged)
+    except (ValueError, AssertionError, IndexError) as e:
+        raise AssertionError(f"malformed FETCH response ({short(e, 100)}): "
+                             f"{short(untagged)}") from None
+
+
+def fetch_one(c, items):
+    """FETCH 1 (items) in the selected mailbox, parsed: {name: value}."""
+    untagged, tagged = c.cmd(f"FETCH 1 ({items})")
+    assert tagged == "OK FETCH completed", tagged
+    f = parsed_fetches(untagged)
+    assert list(f) == [1], short(untagged)
+    return f[1]
+
+
+@pytest.fixture
+def hostile(server, account):
+    """A client with a new mailbox of its own selected once filled."""
+    c = login(server, account)
+    box = f"hostile-{uuid.uuid4().hex[:8]}"
+    assert c.cmd(f"CREATE {box}") == ([], "OK CREATE completed")
+    c.box = box
+    yield c
+    c.cmd("UNSELECT")
+    c.cmd(f"DELETE {box}")
+    c.close()
+
+
+def test_huge_address_list_gives_a_whole_envelope(server, hostile):
+    """An ENVELOPE is a list of 10 fields however long its address lists:
+    never cut short (a client would lose step with the server)."""
+    c = hostile
+    addrs = ", ".join(f'"Person Number {i:05d} with a long display name" '
+                      f'<person.number.{i:05d}@a-rather-long-domain-name.example>'
+                      for i in range(3400))
+    appended(c, c.box, f"From: {addrs}\r\nSubject: many\r\n\r\nbody\r\n".encode())
+    c.cmd(f"SELECT {c.box}")
+    env = fetch_one(c, "ENVELOPE")["ENVELOPE"]
+    assert isinstance(env, list) and len(env) == 10, [type(x) for x in env]
+    assert env[1] == "many"
+    assert env[2][0] == ["Person Number 00000 with a long display name", None,
+                         "person.number.00000", "a-rather-long-domain-name.example"]
+    assert env[2] == env[3] == env[4]  # Sender and Reply-To default to From
+    assert c.cmd("NOOP") == ([], "OK NOOP completed")
+    assert_still_serves(server)
+
+
+def test_many_parts_give_a_whole_bodystructure(server, hostile):
+    c = hostile
+    name = b"n" * 600
+    parts = b"".join(b"--b\r\nContent-Type: text/plain; name=\"%s%d\"\r\n"
+                     b"Content-Disposition: attachment; filename=\"%s%d\"\r\n\r\npart %d\r\n\r\n"
+                     % (name, i, name, i, i) for i in range(1800))
+    appended(c, c.box, b"From: a@x.test\r\nSubject: parts\r\nMIME-Version: 1.0\r\n"
+             b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--\r\n")
+    c.cmd(f"SELECT {c.box}")
+    for item in ("BODYSTRUCTURE", "BODY"):
+        structure = fetch_one(c, item)[item]
+        # The parts come first, up to the subtype (the extension data after
+        # it, such as ("BOUNDARY" "b"), are lists too).
+        subparts = []
+        for p in structure:
+            if not isinstance(p, list):
+                break
+            subparts.append(p)
+        assert len(subparts) == 1800, (item, len(subparts))
+        assert structure[len(subparts)].upper() == "MIXED"
+    assert fetch_one(c, "BODY.PEEK[1800]") == {"BODY[1800]": "part 1799\r\n"}
+    assert c.cmd("NOOP") == ([], "OK NOOP completed")
+    assert_still_serves(server)
+
+
+@pytest.mark.parametrize("kind", ["multipart", "message"])
+def test_deep_mime_nesting(server, hostile, kind):
+    """500 levels of nested multiparts (or of message/rfc822): every FETCH
+    stays well formed and nothing crashes (parsers must not recurse
+    without bound)."""
+    c = hostile
+    depth = 500
+    if kind == "multipart":
+        head = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+                        for i in range(depth))
+        tail = b"".join(b"\r\n--b%d--\r\n" % i for i in reversed(range(depth)))
+    else:
+        head = b"".join(b"Content-Type: message/rfc822\r\n\r\nSubject: level %d\r\n" % i
+                        for i in range(depth))
+        tail = b""
+    data = (b"From: deep@x.test\r\nSubject: deep\r\nMIME-Version: 1.0\r\n" + head
+            + b"Content-Type: text/plain\r\n\r\nleaf\r\n" + tail)
+    appended(c, c.box, data)
+    c.cmd(f"SELECT {c.box}")
+    deep = "BODY.PEEK[" + ".".join(["1"] * 40) + "]"
+    for items in ("BODYSTRUCTURE", "BODY", "ENVELOPE", "BODY.PEEK[]", "BODY.PEEK[1]", deep,
+                  "BINARY.SIZE[1]", "BODY.PEEK[TEXT]", "BODY.PEEK[1.1.1.1.MIME]"):
+        untagged, tagged = c.cmd(f"FETCH 1 ({items})")
+        # A section deeper than the server handles may be refused as BAD.
+        assert re.match(r"(OK|NO|BAD) " if items == deep else r"(OK|NO) ", tagged), (items, tagged)
+        if tagged.startswith("OK"):
+            assert list(parsed_fetches(untagged)) == [1], (items, short(untagged))
+    assert c.cmd("SEARCH BODY leaf")[1] == "OK SEARCH completed"
+    assert c.cmd("NOOP") == ([], "OK NOOP completed")
+    assert_still_serves(server)
+
+
+def test_huge_header(server, hostile):
+    c = hostile
+    data = (b"From: h@x.test\r\nSubject: " + b"s" * 200000 + b"\r\n"
+            + b"".join(b"X-Header-%d: value %d\r\n" % (i, i) for i in range(20000))
+            + b"X-Last: needle\r\n\r\nbody\r\n")
+    appended(c, c.box, data)
+    c.cmd(f"SELECT {c.box}")
+    env = fetch_one(c, "ENVELOPE")["ENVELOPE"]
+    assert isinstance(env, list) and len(env) == 10
+    assert fetch_one(c, "RFC822.SIZE") == {"RFC822.SIZE": str(len(data))}
+    assert fetch_one(c, "BODY.PEEK[]")["BODY[]"].encode() == data
+    for command in ("SEARCH HEADER X-Last needle", "SEARCH SUBJECT sss", "SORT (SUBJECT) UTF-8 ALL",
+                    "THREAD REFERENCES UTF-8 ALL", "FETCH 1 (BODY.PEEK[HEADER.FIELDS (X-LAST)])"):
+        untagged, tagged = c.cmd(command)
+        assert tagged.startswith("OK"), (command, tagged)
+    assert c.cmd("NOOP") == ([], "OK NOOP completed")
+    assert_still_serves(server)
+
+
+def test_thread_with_reference_loops_and_long_chains(server, hostile):
+    c = hostile
+    msgs = [
+        # a and b refer to each other; c refers to itself.
+        (b"a@x", [b"b@x"]), (b"b@x", [b"a@x"]), (b"c@x", [b"c@x"]),
+        # d has a chain of 5000 references, e repeats d's id as its own.
+        (b"d@x", [b"r%d@x" % i for i in range(5000)]), (b"d@x", [b"d@x", b"r1@x"]),
+        # no Message-ID at all, references to nothing.
+        (None, [b"nothing@x"]),
+    ]
+    for i, (msgid, refs) in enumerate(msgs):
+        headers = (b"From: t@x.test\r\nSubject: subject %d\r\n"
+                   b"Date: Mon, 0%d Jan 2024 10:00:00 +0000\r\n" % (i, i + 1))
+        if msgid:
+            headers += b"Message-ID: <" + msgid + b">\r\n"
+        headers += b"References: " + b" ".join(b"<" + r + b">" for r in refs) + b"\r\n"
+        appended(c, c.box, headers + b"\r\nbody\r\n")
+    c.cmd(f"SELECT {c.box}")
+    for algorithm in ("REFERENCES", "ORDEREDSUBJECT"):
+        untagged, tagged = c.cmd(f"THREAD {algorithm} UTF-8 ALL")
+        assert tagged == "OK THREAD completed", tagged
+        [line] = untagged
+        assert line.startswith("* THREAD ")
+        # Well formed, and every message in it exactly once (RFC 5256 4).
+        from test_imap_protocol import parse
+        numbers = re.findall(r"\d+", line)
+        assert sorted(map(int, numbers)) == [1, 2, 3, 4, 5, 6], (algorithm, line)
+        parse(line[9:])
+    assert_still_serves(server)
+
+
+def test_too_many_sequence_ranges(server, account):
+    with login(server, account) as c:
+        c.cmd("SELECT INBOX")
+        many = ",".join(str(i) for i in range(1, 2 * 10001, 2))  # 10001 ranges
+        assert len(many) < MAX_LINE - 100
+        for command in (f"UID FETCH {many} (FLAGS)", f"UID SEARCH UID {many}",
+                        f"UID STORE {many} +FLAGS (\\Seen)"):
+            untagged, tagged = c.cmd(command)
+            assert tagged.startswith("BAD ") and untagged == [], (command[:30], tagged)
+        fine = ",".join(str(i) for i in range(1, 2 * 5000, 2))
+        assert c.cmd(f"UID FETCH {fine} (FLAGS)")[1] == "OK UID FETCH completed"
+    assert_still_serves(server)
+
+
+# --- many clients, and clients that vanish ----------------------------------------------------
+
+def test_many_simultaneous_sessions(server, account):
+    """30 clients at once, each logging in, selecting and fetching."""
+    import concurrent.futures
+    # A mailbox of its own: other tests of this module share the server.
+    box = f"shared-{uuid.uuid4().hex[:8]}"
+    with login(server, account) as c:
+        c.cmd(f"CREATE {box}")
+        appended(c, box, b"Subject: shared\r\n\r\nfor everyone\r\n")
+
+    def one(i):
+        with RawImap(server.imap_port, timeout=60) as c:
+            c.login(*account)
+            c.cmd(f"SELECT {box}")
+            untagged, tagged = c.cmd("FETCH 1 (BODY.PEEK[TEXT])")
+            assert tagged == "OK FETCH completed", tagged
+            assert untagged == ["* 1 FETCH (BODY[TEXT] {14}\r\nfor everyone\r\n)"], untagged
+            assert c.cmd("LOGOUT") == (["* BYE Logging out"], "OK LOGOUT completed")
+        return i
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=30) as pool:
+        assert sorted(pool.map(one, range(30))) == list(range(30))
+    assert_still_serves(server)
+
+
+def test_clients_vanishing_during_busy_commands(server, account):
+    """Clients that disconnect while their command runs on the pool (a big
+    FETCH, a SEARCH over big messages, an APPEND) leave no trace."""
+    box = f"busy-{uuid.uuid4().hex[:8]}"
+    with login(server, account) as c:
+        c.cmd(f"CREATE {box}")
+        for i in range(6):
+            appended(c, box, b"Subject: busy %d\r\n\r\n" % i + b"word " * 200000 + b"\r\n")
+    for command in (b"FETCH 1:* (BODY.PEEK[])", b"SEARCH BODY nomatchanywhere",
+                    b"SORT (SUBJECT) UTF-8 ALL", b"THREAD REFERENCES UTF-8 ALL",
+                    b"COPY 1:* INBOX", b"UID FETCH 1:* (BODYSTRUCTURE ENVELOPE BINARY.PEEK[1])"):
+        for _ in range(3):
+            c = login(server, account)
+            c.cmd(f"SELECT {box}")
+            c.send(b"X1 " + command + b"\r\n")
+            c.close()
+    with login(server, account) as c:
+        assert c.cmd(f"DELETE {box}") == ([], "OK DELETE completed")
+    assert_still_serves(server)
+
+
 # --- many commands at once ------------------------------------------------------------------
 
 def test_pipelined_commands_answered_in_order(server, account):
@@ -540,23 +782,23 @@ def test_pipelined_commands_answered_in_order(server, account):
     assert_still_serves(server)
 
 
-def test_connection_dropped_mid_command(server, account):
+def test_connection_dropped_mid_command(server, empty_account):
     """Clients that vanish in the middle of a literal, an AUTHENTICATE or an
     IDLE leave nothing behind."""
-    with login(server, account) as c:
+    with login(server, empty_account) as c:
         c.send(b"A1 APPEND INBOX {1000}\r\n")
         assert c.response().startswith("+ ")
         c.send(b"x" * 500)
     with RawImap(server.imap_port) as c:
         c.send(b"A1 AUTHENTICATE PLAIN\r\n")
         assert c.response() == "+ "
-    with login(server, account) as c:
+    with login(server, empty_account) as c:
         c.cmd("SELECT INBOX")
         c.send(b"A1 IDLE\r\n")
         assert c.response() == "+ idling"
     with socket.create_connection(("127.0.0.1", server.imaps_port), timeout=5) as s:
         s.sendall(b"\x16\x03\x01\x00\x05hello")  # half a TLS record
-    with login(server, account) as c:
+    with login(server, empty_account) as c:
         assert c.cmd("STATUS INBOX (MESSAGES)") == (['* STATUS "INBOX" (MESSAGES 0)'],
                                                     "OK STATUS completed")
     assert_still_serves(server)

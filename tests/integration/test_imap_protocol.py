@@ -6,7 +6,7 @@ CONDSTORE, QRESYNC, ESEARCH, SEARCHRES, SORT, SORT=DISPLAY, THREAD, QUOTA,
 BINARY, STATUS=SIZE, COMPRESS=DEFLATE, APPENDLIMIT), checked against the
 exact responses.
 
-Each test works in an account of its own (conftest.add_account) on a server
+Each test works in an account of its own (conftest.fresh_account) on a server
 shared by the module, so that tests can assume an empty, default account:
 INBOX, Sent, Drafts, Trash, Junk and Archive, all subscribed.
 
@@ -24,7 +24,7 @@ import zlib
 
 import pytest
 
-from conftest import RawImap, add_account, imap_tls_context, smtp_deliver_raw
+from conftest import RawImap, fresh_account, imap_tls_context, smtp_deliver_raw
 
 COMMON_CAPS = ("LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE"
                " SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN CONDSTORE"
@@ -213,7 +213,7 @@ def server(imap_shared_dijk):
 @pytest.fixture
 def account(server):
     """A new, empty account: (address, password)."""
-    return add_account(server)
+    return fresh_account(server)
 
 
 @pytest.fixture
@@ -570,6 +570,44 @@ def test_compress_deflate(server, account, tls):
             if not chunk:
                 break
             assert c.zin.decompress(chunk) == b"", chunk
+
+
+def test_compress_then_idle(server, account):
+    """Unsolicited responses during IDLE get through the DEFLATE stream at
+    once (each write is flushed)."""
+    with RawImap(server.imap_port) as c:
+        c.login(*account)
+        assert c.cmd("COMPRESS DEFLATE") == ([], "OK DEFLATE active")
+        start_compression(c)
+        select(c, "INBOX")
+        c.send("I1 IDLE\r\n")
+        assert c.response() == "+ idling"
+        deliver(server, account[0], b"Subject: compressed idle\r\n\r\nhello\r\n")
+        wait_for(c, lambda r: r == "* 1 EXISTS", timeout=1.0)
+        c.send("DONE\r\n")
+        untagged, tagged = c.read_tagged("I1")
+        assert tagged == "OK IDLE terminated"
+
+
+def test_big_fetch_to_a_slow_reader(server, account):
+    """A FETCH bigger than the server's output buffer, to a client that
+    does not read for a while: everything arrives, in order, exactly."""
+    with RawImap(server.imap_port) as c:
+        c.login(*account)
+        bodies = []
+        for i in range(6):
+            data = (f"Subject: big {i}\r\n\r\n".encode()
+                    + bytes([65 + i]) * (600 * 1024) + b"\r\n")
+            bodies.append(data)
+            append(c, "INBOX", data)
+        select(c, "INBOX")
+        c.send("F1 FETCH 1:* (BODY.PEEK[])\r\nF2 NOOP\r\n")
+        time.sleep(1.5)
+        untagged, tagged = c.read_tagged("F1")
+        assert tagged == "OK FETCH completed"
+        f = fetches(untagged)
+        assert [f[n]["BODY[]"].encode() for n in range(1, 7)] == bodies
+        assert c.read_tagged("F2") == ([], "OK NOOP completed")
 
 
 # --- SELECT, EXAMINE ------------------------------------------------------------
@@ -931,6 +969,14 @@ def test_status_items(imap):
     assert imap.cmd("STATUS box MESSAGES")[1].startswith("BAD ")
     # APPENDLIMIT as a STATUS item (RFC 7889).
     assert status(imap, "box", "APPENDLIMIT") == {"APPENDLIMIT": APPEND_LIMIT}
+    # QUOTA=RES-STORAGE requires the DELETED-STORAGE item (RFC 9208 5.1):
+    # the space an EXPUNGE would free (the \\Deleted messages 2 and 4).
+    untagged, tagged = imap.cmd("STATUS box (DELETED DELETED-STORAGE)")
+    assert tagged == "OK STATUS completed", tagged
+    values = status_items(untagged[0])[1]
+    freed = sizes[1] + sizes[3]
+    assert values["DELETED"] == 2
+    assert values["DELETED-STORAGE"] in (freed, (freed + 1023) // 1024), (values, freed)
 
 
 # --- mailbox names: modified UTF-7 and UTF-8 --------------------------------------
@@ -1221,6 +1267,264 @@ def test_fetch_binary(fetchbox):
     # BINARY (not PEEK) sets \Seen like BODY.
     untagged, _ = imap.cmd("FETCH 2 (BINARY[1])")
     assert fetches(untagged)[2] == {"BINARY[1]": "first part\r\n", "FLAGS": ["\\Seen"]}
+
+
+NESTED_INNER = (b"From: c@example.test\r\n"
+                b"Subject: inner\r\n"
+                b"Message-ID: <inner@x>\r\n"
+                b"MIME-Version: 1.0\r\n"
+                b"Content-Type: multipart/alternative; boundary=\"alt\"\r\n"
+                b"\r\n"
+                b"--alt\r\n"
+                b"Content-Type: text/plain\r\n"
+                b"\r\n"
+                b"plain version\r\n"
+                b"\r\n"
+                b"--alt\r\n"
+                b"Content-Type: text/html\r\n"
+                b"\r\n"
+                b"<p>html</p>\r\n"
+                b"\r\n"
+                b"--alt--\r\n")
+NESTED_PART1 = b"Caf=C3=A9 =3D ok=\r\n soft\r\n"
+NESTED = (b"From: a@example.test\r\n"
+          b"To: b@example.test\r\n"
+          b"Subject: nested\r\n"
+          b"Date: Mon, 01 Jan 2024 10:00:00 +0000\r\n"
+          b"MIME-Version: 1.0\r\n"
+          b"Content-Type: multipart/mixed; boundary=\"outer\"\r\n"
+          b"\r\n"
+          b"--outer\r\n"
+          b"Content-Type: text/plain; charset=utf-8\r\n"
+          b"Content-Transfer-Encoding: quoted-printable\r\n"
+          b"\r\n"
+          + NESTED_PART1 +
+          b"\r\n"
+          b"--outer\r\n"
+          b"Content-Type: message/rfc822\r\n"
+          b"Content-Description: forwarded\r\n"
+          b"\r\n"
+          + NESTED_INNER +
+          b"\r\n"
+          b"--outer--\r\n")
+
+
+def ci(x):
+    """Upper-cases the strings of a parsed structure (type names, parameter
+    names and encodings compare case-insensitively)."""
+    if isinstance(x, list):
+        return [ci(i) for i in x]
+    return x.upper() if isinstance(x, str) else x
+
+
+def test_fetch_nested_message_structure(imap):
+    append(imap, "INBOX", NESTED)
+    select(imap, "INBOX")
+
+    def one(item):
+        untagged, tagged = imap.cmd(f"FETCH 1 ({item})")
+        assert tagged == "OK FETCH completed", (item, tagged)
+        [(seq, items)] = fetches(untagged).items()
+        [(name, value)] = items.items()
+        return name, value
+
+    inner_header = NESTED_INNER[:NESTED_INNER.index(b"\r\n\r\n") + 4].decode()
+    assert one("BODY.PEEK[2]") == ("BODY[2]", NESTED_INNER.decode())
+    assert one("BODY.PEEK[2.HEADER]") == ("BODY[2.HEADER]", inner_header)
+    assert one("BODY.PEEK[2.TEXT]") == ("BODY[2.TEXT]", NESTED_INNER.decode()[len(inner_header):])
+    assert one("BODY.PEEK[2.HEADER.FIELDS (SUBJECT)]") == (
+        "BODY[2.HEADER.FIELDS (SUBJECT)]", "Subject: inner\r\n\r\n")
+    assert one("BODY.PEEK[2.MIME]") == (
+        "BODY[2.MIME]", "Content-Type: message/rfc822\r\nContent-Description: forwarded\r\n\r\n")
+    assert one("BODY.PEEK[2.1]") == ("BODY[2.1]", "plain version\r\n")
+    assert one("BODY.PEEK[2.2]") == ("BODY[2.2]", "<p>html</p>\r\n")
+    assert one("BODY.PEEK[2.1.MIME]") == ("BODY[2.1.MIME]", "Content-Type: text/plain\r\n\r\n")
+    assert one("BODY.PEEK[1]") == ("BODY[1]", NESTED_PART1.decode())
+    # BINARY decodes quoted-printable (soft line break included).
+    decoded = "Café = ok soft\r\n"
+    assert one("BINARY.PEEK[1]") == ("BINARY[1]", decoded)
+    assert one("BINARY.SIZE[1]") == ("BINARY.SIZE[1]", str(len(decoded.encode())))
+    # A part that does not exist: empty (RFC 9051 6.4.5 allows NIL or "").
+    name, value = one("BODY.PEEK[3]")
+    assert name == "BODY[3]" and value in ("", None)
+    # BODYSTRUCTURE, with the encapsulated message's envelope and structure.
+    _, bs = one("BODYSTRUCTURE")
+    part1, part2 = bs[0], bs[1]
+    assert ci(bs[2]) == "MIXED" and ci(bs[3]) == ["BOUNDARY", "OUTER"]
+    assert ci(part1[:6]) == ["TEXT", "PLAIN", ["CHARSET", "UTF-8"], None, None, "QUOTED-PRINTABLE"]
+    assert part1[6:8] == [str(len(NESTED_PART1)), "2"]
+    assert ci(part2[:6]) == ["MESSAGE", "RFC822", None, None, "FORWARDED", "7BIT"]
+    assert part2[6] == str(len(NESTED_INNER))
+    envelope, body, lines = part2[7], part2[8], part2[9]
+    assert envelope[1] == "inner" and envelope[9] == "<inner@x>"
+    assert envelope[2] == [[None, None, "c", "example.test"]]
+    assert ci(body[0][:2]) == ["TEXT", "PLAIN"] and ci(body[1][:2]) == ["TEXT", "HTML"]
+    assert ci(body[2]) == "ALTERNATIVE"
+    assert body[0][6:8] == ["15", "1"] and body[1][6:8] == ["13", "1"]
+    assert lines == str(NESTED_INNER.count(b"\r\n"))
+    _, b = one("BODY")
+    assert ci(b[1][:6]) == ["MESSAGE", "RFC822", None, None, "FORWARDED", "7BIT"]
+
+
+def test_fetch_header_fields_repeated_and_folded(imap):
+    data = (b"Received: from a by b; Mon, 1 Jan 2024 10:00:00 +0000\r\n"
+            b"Received: from c\r\n"
+            b"\tby d; Mon, 1 Jan 2024 09:00:00 +0000\r\n"
+            b"X-Test: one\r\n"
+            b"Subject: folded\r\n"
+            b" subject line\r\n"
+            b"x-test: two\r\n"
+            b"From: f@example.test\r\n"
+            b"\r\n"
+            b"body\r\n")
+    append(imap, "INBOX", data)
+    select(imap, "INBOX")
+    untagged, _ = imap.cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS (RECEIVED)])")
+    assert fetches(untagged)[1]["BODY[HEADER.FIELDS (RECEIVED)]"] == (
+        "Received: from a by b; Mon, 1 Jan 2024 10:00:00 +0000\r\n"
+        "Received: from c\r\n\tby d; Mon, 1 Jan 2024 09:00:00 +0000\r\n\r\n")
+    untagged, _ = imap.cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS (x-TEST)])")
+    assert fetches(untagged)[1]["BODY[HEADER.FIELDS (X-TEST)]"] == \
+        "X-Test: one\r\nx-test: two\r\n\r\n" or \
+        fetches(untagged)[1].get("BODY[HEADER.FIELDS (x-TEST)]") == "X-Test: one\r\nx-test: two\r\n\r\n"
+    untagged, _ = imap.cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS.NOT (RECEIVED X-TEST FROM)])")
+    assert list(fetches(untagged)[1].values()) == ["Subject: folded\r\n subject line\r\n\r\n"]
+    # The envelope's subject is unfolded.
+    untagged, _ = imap.cmd("FETCH 1 (ENVELOPE)")
+    assert fetches(untagged)[1]["ENVELOPE"][1] == "folded subject line"
+    # The fast path of SEARCH HEADER and the full one agree.
+    assert imap.cmd("SEARCH HEADER X-Test two") == (["* SEARCH 1"], "OK SEARCH completed")
+    assert imap.cmd('SEARCH HEADER Received "by d"') == (["* SEARCH 1"], "OK SEARCH completed")
+    assert imap.cmd('SEARCH SUBJECT "subject line"') == (["* SEARCH 1"], "OK SEARCH completed")
+
+
+def test_envelope_quoting_groups_and_8bit(imap):
+    data = ('From: "Doe, John" <john@example.test>\r\n'
+            "Sender: secretary@example.test\r\n"
+            "Reply-To: list@example.test\r\n"
+            "To: Team: a@x.test, B <b@y.test>;, solo@z.test\r\n"
+            "Cc: undisclosed-recipients:;\r\n"
+            'Subject: He said "hi" \\ ok\r\n'
+            "In-Reply-To: <m0@x>\r\n"
+            "Message-ID: <m1@x>\r\n"
+            "\r\n"
+            "body\r\n").encode()
+    append(imap, "INBOX", data)
+    data8 = "From: x@example.test\r\nSubject: Grüße aus Köln\r\n\r\nbody\r\n".encode()
+    append(imap, "INBOX", data8)
+    select(imap, "INBOX")
+    untagged, _ = imap.cmd("FETCH 1 (ENVELOPE)")
+    env = fetches(untagged)[1]["ENVELOPE"]
+    assert env == [
+        None, 'He said "hi" \\ ok',
+        [["Doe, John", None, "john", "example.test"]],
+        [[None, None, "secretary", "example.test"]],
+        [[None, None, "list", "example.test"]],
+        [[None, None, "Team", None], [None, None, "a", "x.test"], ["B", None, "b", "y.test"],
+         [None, None, None, None], [None, None, "solo", "z.test"]],
+        [[None, None, "undisclosed-recipients", None], [None, None, None, None]],
+        None, "<m0@x>", "<m1@x>"]
+    # 8-bit text cannot be a quoted string for an IMAP4rev1 client: a literal.
+    untagged, _ = imap.cmd("FETCH 2 (ENVELOPE)")
+    raw = untagged[0].encode("utf-8", "surrogateescape")
+    subject = "Grüße aus Köln".encode()
+    assert b"{%d}\r\n%s" % (len(subject), subject) in raw, raw
+    assert fetches(untagged)[2]["ENVELOPE"][1] == "Grüße aus Köln"
+
+
+def test_large_message_roundtrip(imap):
+    line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,;:!?\r\n"
+    data = b"From: big@example.test\r\nSubject: big\r\n\r\n" + line * (5 * 1024 * 1024 // len(line))
+    uid = append(imap, "INBOX", data)
+    select(imap, "INBOX")
+    untagged, tagged = imap.cmd(f"UID FETCH {uid} (RFC822.SIZE BODY.PEEK[])")
+    assert tagged == "OK UID FETCH completed"
+    items = fetches(untagged)[1]
+    assert items["RFC822.SIZE"] == str(len(data))
+    assert items["BODY[]"].encode() == data
+    untagged, _ = imap.cmd(f"UID FETCH {uid} (BODY.PEEK[TEXT]<5000000.100>)")
+    assert fetches(untagged)[1]["BODY[TEXT]<5000000>"].encode() == \
+        data[data.index(b"\r\n\r\n") + 4:][5000000:5000100]
+
+
+def test_search_in_large_messages(imap):
+    """SEARCH BODY/TEXT find text anywhere in a message, however long its
+    body (RFC 3501 6.4.4): here 1.1 MiB, words at the start and the end."""
+    line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,;:!?\r\n"
+    for n, size in enumerate((100 * 1024, 1100 * 1024)):
+        data = (b"From: big@example.test\r\nSubject: big\r\n\r\nstartword%d\r\n" % n
+                + line * (size // len(line)) + b"endword%d\r\n" % n)
+        append(imap, "INBOX", data)
+    select(imap, "INBOX")
+    wrong = []
+    for n in (1, 2):
+        for criteria in (f"BODY startword{n - 1}", f"BODY endword{n - 1}",
+                         f"TEXT startword{n - 1}", f"TEXT endword{n - 1}"):
+            got = imap.cmd(f"SEARCH {criteria}")
+            if got != ([f"* SEARCH {n}"], "OK SEARCH completed"):
+                wrong.append(f"SEARCH {criteria}: {got}")
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_keywords_are_case_insensitive(imap):
+    fill(imap, "box", 2)
+    select(imap, "box")
+    imap.ok("STORE 1 +FLAGS ($Label Work)")
+    imap.ok("STORE 1 +FLAGS ($LABEL WORK)")
+    untagged, _ = imap.cmd("FETCH 1 FLAGS")
+    assert {f.upper() for f in flagset(fetches(untagged)[1])} == {"$LABEL", "WORK"}
+    assert len(fetches(untagged)[1]["FLAGS"]) == 2, untagged
+    assert imap.cmd("SEARCH KEYWORD $label") == (["* SEARCH 1"], "OK SEARCH completed")
+    assert imap.cmd("SEARCH UNKEYWORD work") == (["* SEARCH 2"], "OK SEARCH completed")
+    untagged, _ = imap.cmd("STORE 1 -FLAGS ($label)")
+    assert {f.upper() for f in flagset(fetches(untagged)[1])} == {"WORK"}
+
+
+ODD_MESSAGES = [
+    b"Subject: bare lf\nFrom: a@x.test\n\nbody line\nsecond\n",
+    b"Subject: no body\r\nFrom: a@x.test\r\n",
+    b"Subject: no body, blank\r\n\r\n",
+    b"\r\nno header at all\r\n",
+    b"no header, no blank line at all",
+    b"Subject: cr only\rFrom: a@x.test\r\rbody\r",
+    b"Subject: long\r\n\r\n" + b"x" * 100000 + b"\r\n",
+    b"Subject: mixed\r\n\nbody\r\n",
+    b"Subject: \xff\xfe raw 8-bit \x80\r\n\r\nbody \xc3\xa9\r\n",
+    b"From: a@x.test\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n\r\nno end boundary",
+    b"From: a@x.test\r\nContent-Type: multipart/mixed\r\n\r\nno boundary parameter\r\n",
+    b"From: a@x.test\r\nContent-Type: message/rfc822\r\n\r\n",
+]
+
+
+def test_sections_are_consistent_on_odd_messages(imap):
+    """Whatever the message: RFC822.SIZE is the length of BODY[], and
+    BODY[HEADER] followed by BODY[TEXT] is BODY[] (RFC 3501 6.4.5)."""
+    for data in ODD_MESSAGES:
+        append(imap, "INBOX", data)
+    select(imap, "INBOX")
+    wrong = []
+    for n, data in enumerate(ODD_MESSAGES, 1):
+        untagged, tagged = imap.cmd(
+            f"FETCH {n} (RFC822.SIZE BODY.PEEK[] BODY.PEEK[HEADER] BODY.PEEK[TEXT]"
+            f" BODYSTRUCTURE ENVELOPE)")
+        if tagged != "OK FETCH completed":
+            wrong.append(f"{data[:30]!r}: {tagged}")
+            continue
+        items = fetches(untagged)[n]
+        whole = items["BODY[]"].encode("utf-8", "surrogateescape")
+        head = items["BODY[HEADER]"].encode("utf-8", "surrogateescape")
+        text = items["BODY[TEXT]"].encode("utf-8", "surrogateescape")
+        if whole != data:
+            wrong.append(f"{data[:30]!r}: BODY[] is {whole[:60]!r}")
+        if int(items["RFC822.SIZE"]) != len(whole):
+            wrong.append(f"{data[:30]!r}: RFC822.SIZE {items['RFC822.SIZE']} != {len(whole)}")
+        if head + text != whole:
+            wrong.append(f"{data[:30]!r}: HEADER {head[:60]!r} + TEXT {text[:60]!r}")
+        if not isinstance(items["ENVELOPE"], list) or len(items["ENVELOPE"]) != 10:
+            wrong.append(f"{data[:30]!r}: ENVELOPE {items['ENVELOPE']}")
+        if not isinstance(items["BODYSTRUCTURE"], list):
+            wrong.append(f"{data[:30]!r}: BODYSTRUCTURE {items['BODYSTRUCTURE']}")
+    assert wrong == [], "\n".join(wrong)
 
 
 def test_fetch_binary_unknown_encoding(imap):
@@ -1659,6 +1963,10 @@ def test_searchres_dollar(searchbox):
     # An empty result: $ matches nothing, and is not an error.
     assert imap.cmd("SEARCH RETURN (SAVE) KEYWORD nothing")[1] == "OK SEARCH completed"
     assert imap.cmd("FETCH $ (UID)") == ([], "OK FETCH completed")
+    # SELECT (even of the same mailbox) empties $ (RFC 5182 2.1).
+    assert imap.cmd("SEARCH RETURN (SAVE) ALL")[1] == "OK SEARCH completed"
+    select(imap, "box")
+    assert imap.cmd("FETCH $ (UID)") == ([], "OK FETCH completed")
     # Expunged messages leave $ (RFC 5182 2.1). (3, UID 4, is \\Deleted
     # already.)
     assert imap.cmd("SEARCH RETURN (SAVE) 1:2")[1] == "OK SEARCH completed"
@@ -1715,6 +2023,8 @@ def test_search_in_imap4rev2_answers_esearch(searchbox):
     assert untagged == ['* ESEARCH (TAG "R2") UID ALL 2,5']
     untagged, _ = imap.cmd("SEARCH KEYWORD nothing", tag="R3")
     assert untagged == ['* ESEARCH (TAG "R3")']
+    untagged, _ = imap.cmd("UID SEARCH KEYWORD nothing", tag="R4")
+    assert untagged == ['* ESEARCH (TAG "R4") UID']
 
 
 # --- SORT -------------------------------------------------------------------------
@@ -1946,6 +2256,30 @@ def test_move(imap):
     # MOVE in a read-only mailbox.
     select(imap, "src", "EXAMINE")
     assert imap.cmd("MOVE 1 dst")[1].startswith("NO ")
+
+
+def test_move_within_the_selected_mailbox(imap):
+    fill(imap, "box", 2)
+    v = uidvalidity(imap, "box")
+    select(imap, "box")
+    untagged, tagged = imap.cmd("UID MOVE 1 box")
+    assert tagged.startswith("OK "), tagged
+    assert re.match(rf"\* OK \[COPYUID {v} 1 3\]( .+)?$", untagged[0]), untagged
+    # Whatever the order of EXISTS and EXPUNGE, the client ends up with
+    # UIDs 2 and 3.
+    assert imap.cmd("NOOP")[1] == "OK NOOP completed"
+    assert imap.cmd("FETCH 1:* (UID)") == (["* 1 FETCH (UID 2)", "* 2 FETCH (UID 3)"],
+                                           "OK FETCH completed")
+    assert status(imap, "box", "MESSAGES UIDNEXT") == {"MESSAGES": 2, "UIDNEXT": 4}
+
+
+def test_uid_is_not_repeated_in_uid_fetch(imap):
+    fill(imap, "box", 1)
+    select(imap, "box")
+    assert imap.cmd("UID FETCH 1 (UID FLAGS)") == (["* 1 FETCH (UID 1 FLAGS ())"],
+                                                   "OK UID FETCH completed")
+    assert imap.cmd("UID FETCH 1 (FLAGS UID)") == (["* 1 FETCH (UID 1 FLAGS ())"],
+                                                   "OK UID FETCH completed")
 
 
 def test_expunge_and_uid_expunge(imap):

@@ -72,9 +72,11 @@ void content_meta_build(struct content_meta *m, struct slice bytes)
 	size_t count = buffers(m, b);
 	for (size_t i = 0; i < count; i++)
 		buf_init(b[i], META_MAX_FIELD);
-	m->envelope.max = META_MAX_BODY_TEXT;
-	m->bodystructure.max = META_MAX_BODY_TEXT;
-	m->body.max = META_MAX_BODY_TEXT;
+	/* Never cut: a truncated ENVELOPE or BODYSTRUCTURE would desync a
+	 * client. Their size is bounded by the message's and MIME's limits. */
+	m->envelope.max = SIZE_MAX;
+	m->bodystructure.max = SIZE_MAX;
+	m->body.max = SIZE_MAX;
 	m->fts_body.max = META_MAX_FTS_TEXT;
 
 	struct mime_message *msg = mime_parse(bytes);
