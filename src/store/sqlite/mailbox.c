@@ -1275,9 +1275,12 @@ int store_search_text(struct store *s, uint64_t account_id, uint64_t mailbox_id,
 			buf_append(&arg, p, 1);
 		}
 		buf_append(&arg, "\"", 1);
-		buf_append_cstr(&sql, "SELECT m.uid FROM message m JOIN fts ON"
-				      " fts.rowid = m.content_id WHERE"
-				      " m.mailbox_id = ?1 AND fts MATCH ?2");
+		/* The index first, then the mailbox: a join would run the
+		 * MATCH once per message. */
+		buf_append_cstr(&sql,
+				"SELECT uid FROM message WHERE"
+				" mailbox_id = ?1 AND content_id IN"
+				" (SELECT rowid FROM fts WHERE fts MATCH ?2)");
 	} else {
 		/* Shorter values: a scan of the same text. */
 		like_pattern(value, &arg);
