@@ -756,6 +756,12 @@ static void status_items(struct imap_session *s, struct store *store,
 		else if (slice_eq_ci(k, "HIGHESTMODSEQ"))
 			buf_printf(&line, "HIGHESTMODSEQ %llu",
 				   (unsigned long long)mb.highestmodseq);
+		else if (slice_eq_ci(k, "DELETED-STORAGE"))
+			/* RFC 9208 5.1: KiB an EXPUNGE would free. */
+			buf_printf(
+				&line, "DELETED-STORAGE %llu",
+				(unsigned long long)((mb.deleted_size + 1023) /
+						     1024));
 		else if (slice_eq_ci(k, "APPENDLIMIT"))
 			buf_printf(&line, "APPENDLIMIT %u", IMAP_APPEND_LIMIT);
 		else {

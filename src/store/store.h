@@ -170,7 +170,7 @@ struct store_mailbox {
 	uint64_t highestmodseq;
 	bool subscribed;
 	/* counts, filled by store_mailbox_status */
-	uint64_t messages, unseen, deleted, size;
+	uint64_t messages, unseen, deleted, size, deleted_size;
 };
 
 /* Looks a mailbox up by name. Returns 1 (found), 0 or -1. */

@@ -157,7 +157,8 @@ int store_mailbox_status(struct store *s, uint64_t account_id, const char *name,
 	sqlite3_stmt *st = prepare(
 		s, db,
 		"SELECT count(*), coalesce(sum(m.flags & 1 = 0), 0),"
-		" coalesce(sum(m.flags & 8 != 0), 0), coalesce(sum(c.size), 0)"
+		" coalesce(sum(m.flags & 8 != 0), 0), coalesce(sum(c.size), 0),"
+		" coalesce(sum(CASE WHEN m.flags & 8 != 0 THEN c.size END), 0)"
 		" FROM message m JOIN content c ON c.id = m.content_id"
 		" WHERE m.mailbox_id = ?");
 	if (st == NULL) {
@@ -171,6 +172,7 @@ int store_mailbox_status(struct store *s, uint64_t account_id, const char *name,
 		out->unseen = (uint64_t)sqlite3_column_int64(st, 1);
 		out->deleted = (uint64_t)sqlite3_column_int64(st, 2);
 		out->size = (uint64_t)sqlite3_column_int64(st, 3);
+		out->deleted_size = (uint64_t)sqlite3_column_int64(st, 4);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW) {
