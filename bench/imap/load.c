@@ -1286,17 +1286,33 @@ static int do_idle(void)
 	while (!got_usr1 && now() - idle_start < opt_wait)
 		ipoll(200);
 	long idling_at_end = n_idling;
-	/* End every IDLE, expect its OK, log out. */
+	/* Connections still logging in (only when time ran out) are closed;
+	 * every IDLE is ended, its OK expected, and the session logged out. */
+	long abandoned = 0, ending = 0;
 	for (int i = 0; i < opt_c; i++) {
+		if (ic[i].st < I_IDLING && i < opened && ic[i].fd >= 0) {
+			close(ic[i].fd);
+			ic[i].fd = -1;
+			ic[i].st = I_CLOSED;
+			abandoned++;
+			continue;
+		}
 		if (ic[i].st != I_IDLING)
 			continue;
 		ic[i].st = I_DONE;
 		n_idling--;
+		ending++;
 		isend(&ic[i], "DONE\r\no LOGOUT\r\n");
 	}
 	double end_limit = now() + 120;
-	while (n_closed + n_failed < opt_c && now() < end_limit)
+	for (;;) {
+		long left = 0;
+		for (int i = 0; i < opt_c; i++)
+			left += ic[i].st == I_DONE;
+		if (left == 0 || now() >= end_limit)
+			break;
 		ipoll(200);
+	}
 	long unanswered = 0;
 	for (int i = 0; i < opt_c; i++)
 		if (ic[i].st == I_DONE) {
@@ -1306,9 +1322,11 @@ static int do_idle(void)
 			close(ic[i].fd);
 		}
 	printf("finished idling_at_end=%ld idle_ok=%ld logged_out=%ld failed=%ld unanswered=%ld "
-	       "errors=%ld\n",
-	       idling_at_end, n_idle_ok, n_closed, n_failed, unanswered, atomic_load(&error_count));
-	return (n_failed || n_idle_ok != opt_c) ? 1 : 0;
+	       "abandoned=%ld errors=%ld\n",
+	       idling_at_end, n_idle_ok, n_closed, n_failed, unanswered, abandoned,
+	       atomic_load(&error_count));
+	(void)ending;
+	return (n_failed || abandoned || n_idle_ok != opt_c) ? 1 : 0;
 }
 
 /* ---- main ---- */

@@ -44,7 +44,7 @@
 #   BENCH_CLIENTS           clients of the mixed workload (50)
 #   BENCH_DURATION          seconds of mixed workload per server (30)
 #   BENCH_IDLE_CONNECTIONS  idle connections per server (10000)
-#   BENCH_IDLE_TIMEOUT      seconds the idle connections may take to open (900)
+#   BENCH_IDLE_TIMEOUT      seconds the idle connections may take to open (1200)
 #   BENCH_WORKERS           dijk's `workers` (0: one per core)
 #   BENCH_TMPDIR            where the temporary directory goes (/tmp)
 #   BENCH_KEEP=1            keep the temporary directory (logs, stores) afterwards
@@ -55,10 +55,11 @@ N=${BENCH_MESSAGES:-5000}
 CLIENTS=${BENCH_CLIENTS:-50}
 DURATION=${BENCH_DURATION:-30}
 IDLE=${BENCH_IDLE_CONNECTIONS:-10000}
-IDLE_TIMEOUT=${BENCH_IDLE_TIMEOUT:-900}
+IDLE_TIMEOUT=${BENCH_IDLE_TIMEOUT:-1200}
 WORKERS=${BENCH_WORKERS:-0}
 KEEP=${BENCH_KEEP:-0}
 LOADERS=8
+IDLE_CPU_WINDOW=10
 DOMAIN=example.test
 USER_NAME=bench@$DOMAIN
 PASSWORD=bench-password-1
@@ -225,7 +226,8 @@ PY
 }
 
 # Memory of $1 and all its descendants: "PROCESSES RSS_KIB PSS_KIB", then
-# the machine's MemTotal - MemAvailable in KiB (kernel memory included).
+# the machine's MemTotal - MemAvailable in KiB (kernel memory included),
+# then the CPU seconds the processes (and their reaped children) have used.
 tree_mem() {
 	python3 - "$1" <<'PY'
 import os, sys
@@ -238,7 +240,7 @@ for d in os.listdir('/proc'):
     except OSError:
         continue
     kids.setdefault(int(stat.rsplit(')', 1)[1].split()[1]), []).append(int(d))
-n = rss = pss = 0
+n = rss = pss = ticks = 0
 todo = [int(sys.argv[1])]
 while todo:
     p = todo.pop()
@@ -246,11 +248,12 @@ while todo:
     try:
         r = next(int(l.split()[1]) for l in open(f'/proc/{p}/status') if l.startswith('VmRSS:'))
         s = next(int(l.split()[1]) for l in open(f'/proc/{p}/smaps_rollup') if l.startswith('Pss:'))
+        t = sum(map(int, open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[11:15]))
     except (OSError, StopIteration):
         continue  # gone, or a zombie
-    n, rss, pss = n + 1, rss + r, pss + s
+    n, rss, pss, ticks = n + 1, rss + r, pss + s, ticks + t
 info = {l.split(':')[0]: int(l.split()[1]) for l in open('/proc/meminfo')}
-print(n, rss, pss, info['MemTotal'] - info['MemAvailable'])
+print(n, rss, pss, info['MemTotal'] - info['MemAvailable'], f"{ticks / os.sysconf('SC_CLK_TCK'):.2f}")
 PY
 }
 
@@ -401,7 +404,7 @@ raise_inotify
 setup_dovecot
 setup_dijk
 failed=0
-declare -A APPEND_RATE MIXED OPS ERRS IDLE_OUT MEM0 MEM1
+declare -A APPEND_RATE MIXED OPS ERRS IDLE_OUT MEM0 MEM1 MEM2
 
 # 1. Loading.
 for server in dijk dovecot; do
@@ -468,6 +471,9 @@ idle_run() {
 	if [ -n "$ready" ]; then
 		sleep 3 # let the last sessions settle
 		MEM1[$server]=$(tree_mem "$root")
+		# What the server spends on idle connections doing nothing.
+		sleep "$IDLE_CPU_WINDOW"
+		MEM2[$server]=$(tree_mem "$root")
 	fi
 	kill -USR1 "$LOAD_PID" 2>/dev/null || true
 	local rc=0
@@ -505,16 +511,22 @@ for server in dijk dovecot; do
 	done
 done
 
-# Memory figures: growth from before the connections to all idle.
-declare -A D_RSS D_PSS D_SYS PROCS
+# Memory figures: growth from before the connections to all idle; CPU
+# used to set the connections up, and while they idle.
+declare -A D_RSS D_PSS D_SYS PROCS NIDLE PER_CONN SETUP_MS IDLE_CPU
 for server in dijk dovecot; do
 	if [ -n "${MEM1[$server]:-}" ]; then
-		read -r _ r0 p0 s0 <<<"${MEM0[$server]}"
-		read -r n1 r1 p1 s1 <<<"${MEM1[$server]}"
+		read -r _ r0 p0 s0 c0 <<<"${MEM0[$server]}"
+		read -r n1 r1 p1 s1 c1 <<<"${MEM1[$server]}"
+		read -r _ _ _ _ c2 <<<"${MEM2[$server]}"
 		D_RSS[$server]=$((r1 - r0))
 		D_PSS[$server]=$((p1 - p0))
 		D_SYS[$server]=$((s1 - s0))
 		PROCS[$server]=$n1
+		NIDLE[$server]=$(field "${IDLE_OUT[$server]}" idling)
+		PER_CONN[$server]=$(python3 -c "print(f'{${D_PSS[$server]} / max(1, ${NIDLE[$server]}):.1f}')")
+		SETUP_MS[$server]=$(python3 -c "print(f'{($c1 - $c0) * 1000 / max(1, ${NIDLE[$server]}):.1f}')")
+		IDLE_CPU[$server]=$(python3 -c "print(f'{($c2 - $c1) * 100 / $IDLE_CPU_WINDOW:.1f}')")
 	fi
 done
 
@@ -546,7 +558,6 @@ try:
     print(f'{float(a) / float(b):.3f}' if float(b) else 'NA')
 except ValueError:
     print('NA')" "$1" "$2"; }
-per_conn() { python3 -c "print(f'{$1 / $IDLE:.1f}')" 2>/dev/null || echo NA; }
 
 echo
 echo "Mixed workload: $CLIENTS clients, ${DURATION} s per server, completed commands per second:"
@@ -566,12 +577,12 @@ printf '  %-32s %18s\n' 'ratio dijk/Dovecot' "$ops_ratio"
 
 echo
 echo "Memory for $IDLE idle connections (growth from before the first connection), KiB:"
-printf '  %-22s %10s %12s %12s %12s %12s\n' server processes 'RSS sum' 'PSS sum' 'PSS/conn' 'machine*'
-printf '  %-22s %10s %12s %12s %12s %12s\n' ---------------------- ---------- ------------ ------------ ------------ ------------
+printf '  %-20s %7s %9s %11s %11s %9s %11s\n' server conns processes 'RSS sum' 'PSS sum' 'PSS/conn' 'machine*'
+printf '  %-20s %7s %9s %11s %11s %9s %11s\n' -------------------- ------- --------- ----------- ----------- --------- -----------
 for server in dijk dovecot; do
-	printf '  %-22s %10s %12s %12s %12s %12s\n' "$server" "${PROCS[$server]:-FAIL}" \
-		"${D_RSS[$server]:-FAIL}" "${D_PSS[$server]:-FAIL}" "$(per_conn "${D_PSS[$server]:-x}")" \
-		"${D_SYS[$server]:-FAIL}"
+	printf '  %-20s %7s %9s %11s %11s %9s %11s\n' "$server" "${NIDLE[$server]:-FAIL}" \
+		"${PROCS[$server]:-FAIL}" "${D_RSS[$server]:-FAIL}" "${D_PSS[$server]:-FAIL}" \
+		"${PER_CONN[$server]:-FAIL}" "${D_SYS[$server]:-FAIL}"
 done
 rss_ratio=NA
 pss_ratio=NA
@@ -579,9 +590,12 @@ if [ "${IDLE_OK[dijk]}" = 1 ] && [ "${IDLE_OK[dovecot]}" = 1 ]; then
 	rss_ratio=$(ratio "${D_RSS[dijk]}" "${D_RSS[dovecot]}")
 	pss_ratio=$(ratio "${D_PSS[dijk]}" "${D_PSS[dovecot]}")
 fi
-printf '  %-22s %10s %12s %12s\n' 'ratio dijk/Dovecot' '' "$rss_ratio" "$pss_ratio"
+printf '  %-20s %7s %9s %11s %11s\n' 'ratio dijk/Dovecot' '' '' "$rss_ratio" "$pss_ratio"
 echo "  * machine: growth of MemTotal - MemAvailable, kernel memory (sockets, page tables,"
 echo "    process structures) included; other work on the machine moves it too."
+echo "  CPU per connection set up (LOGIN, SELECT, IDLE; all the server's processes):"
+echo "    dijk ${SETUP_MS[dijk]:-NA} ms, Dovecot ${SETUP_MS[dovecot]:-NA} ms;"
+echo "  CPU while all idle, over ${IDLE_CPU_WINDOW} s, in % of one core: dijk ${IDLE_CPU[dijk]:-NA}, Dovecot ${IDLE_CPU[dovecot]:-NA}."
 [ "$inotify" = 0 ] || echo "  Dovecot logged $inotify 'Inotify instance limit' warnings: its IDLE fell back to polling (every 30 s)."
 echo
 echo "Benchmark time (setup and runs, without the final cleanup): $(elapsed "$T_START" "$EPOCHREALTIME") s"
