@@ -12,13 +12,6 @@
 
 #include <strings.h>
 
-struct view *imap_view_open(struct store *store, uint64_t account_id,
-			    const struct store_mailbox *mailbox, bool readonly,
-			    const char **error_r);
-long imap_view_find(const struct view *v, uint32_t uid);
-void imap_send_flags(struct imap_session *s, size_t seq,
-		     const struct view_message *m, bool with_uid);
-void imap_view_report_expunges(struct imap_session *s);
 void imap_capabilities(const struct imap_session *s, struct buf *out);
 
 void imap_send_vanished_earlier(struct imap_session *s, struct store *store,
@@ -946,9 +939,11 @@ static void stored(const struct store_message *m, void *context)
 	imap_view_set_keywords(vm, m->keywords);
 	vm->modseq = m->modseq;
 	/* .SILENT still reports MODSEQ with CONDSTORE (RFC 7162 3.1.3). */
-	if (!c->silent || c->s->condstore)
+	if (!c->silent || c->s->condstore) {
 		imap_send_flags(c->s, (size_t)i + 1, vm,
 				c->uid || c->s->condstore);
+		vm->unreported = false;
+	}
 }
 
 static void store_failed(uint32_t uid, void *context)
@@ -1310,6 +1305,13 @@ void imap_execute(struct imap_session *s, struct store *store)
 			    error ? error : "Syntax error");
 		return;
 	}
+	if (s->view != NULL && s->view->asleep &&
+	    imap_view_wake(s->view, store, s->account_id, &error) != 0) {
+		log_error("waking the view: %s", error);
+		imap_tagged(s, cmd.tag, "NO", "[SERVERBUG] %s",
+			    "The mailbox could not be read; try again");
+		return;
+	}
 	struct result r = {.status = NULL, .allow_expunge = true};
 	bool selected = s->state == IMAP_STATE_SELECTED;
 	bool needs_selected =
@@ -1358,8 +1360,11 @@ void imap_execute(struct imap_session *s, struct store *store)
 		imap_result(&r, "NO",
 			    "[NOPERM] Quotas are set by the administrator");
 	} else if (is(&cmd, "IDLE") && cmd.arg_count == 0) {
-		if (selected)
+		if (selected) {
 			imap_view_refresh(s, store, true);
+			if (s->view != NULL)
+				imap_view_sleep(s->view);
+		}
 		buf_append_cstr(&s->out, "+ idling\r\n");
 		s->idling = true;
 		return;

@@ -12,7 +12,6 @@
 struct result;
 void imap_result(struct result *r, const char *status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-long imap_view_find(const struct view *v, uint32_t uid);
 uint32_t *imap_set_uids(struct imap_session *s, const struct imap_arg *arg,
 			bool uid, size_t *count_r, const char **error_r);
 void imap_cmd_fetch(struct imap_session *s, struct store *store,

@@ -55,15 +55,27 @@ struct view_message {
 	uint64_t modseq;
 	time_t internal_date;
 	uint64_t size;
-	bool expunged; /* gone from the store, not yet reported */
+	bool expunged;	 /* gone from the store, not yet reported */
+	bool unreported; /* changed since the session last heard of it */
 };
 
-/* The selected mailbox. */
+/* Consecutive UIDs of a sleeping view. */
+struct uid_run {
+	uint32_t first, count;
+};
+
+/* The selected mailbox. While the session IDLEs the view sleeps: it
+ * keeps only its UIDs, as runs of consecutive ones, and the sequence
+ * numbers they stand for; the next command wakes it from the store. An
+ * IDLE session then costs a few bytes however big the mailbox. */
 struct view {
 	struct store_mailbox mailbox;
 	bool readonly;
-	struct view_message *messages;
-	size_t count, cap;
+	struct view_message *messages; /* NULL while asleep */
+	size_t count, cap;	       /* count is kept while asleep */
+	bool asleep;
+	struct uid_run *runs; /* while asleep */
+	size_t run_count, run_cap;
 	uint64_t highestmodseq; /* what the session has seen */
 	/* SEARCHRES ($) */
 	uint32_t *saved;
@@ -135,6 +147,22 @@ struct imap_session {
  * STARTTLS/COMPRESS/IDLE/logout markers. */
 void imap_execute(struct imap_session *s, struct store *store);
 
+/* Loads the whole mailbox into a new view; NULL with *error_r. */
+struct view *imap_view_open(struct store *store, uint64_t account_id,
+			    const struct store_mailbox *mailbox, bool readonly,
+			    const char **error_r);
+
+/* Index of uid in an awake view, or -1. */
+long imap_view_find(const struct view *v, uint32_t uid);
+
+/* Writes "* n FETCH (FLAGS (...) [UID u] [MODSEQ (m)])" for a message. */
+void imap_send_flags(struct imap_session *s, size_t seq,
+		     const struct view_message *m, bool with_uid);
+
+/* Removes expunged messages from the view, reporting them: VANISHED with
+ * QRESYNC, EXPUNGE (highest sequence number first) otherwise. */
+void imap_view_report_expunges(struct imap_session *s);
+
 /* Sends untagged updates of the selected mailbox to s->out: new messages,
  * flag changes and (when allowed) expunges. */
 void imap_view_refresh(struct imap_session *s, struct store *store,
@@ -142,6 +170,16 @@ void imap_view_refresh(struct imap_session *s, struct store *store,
 
 /* Sets a view message's keywords (the view owns its copy). */
 void imap_view_set_keywords(struct view_message *m, const char *keywords);
+
+/* Puts the view to sleep (at the start of IDLE, once every expunge has
+ * been reported); does nothing when some expunge is still pending. */
+void imap_view_sleep(struct view *v);
+
+/* Wakes a sleeping view: reloads its messages from the store. Messages
+ * that changed since the session last heard are marked so that the next
+ * refresh reports them. Returns 0, or -1 with *error_r (still asleep). */
+int imap_view_wake(struct view *v, struct store *store, uint64_t account_id,
+		   const char **error_r);
 
 /* Frees the view (when a mailbox is closed). */
 void imap_view_free(struct view **v);

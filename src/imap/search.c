@@ -15,7 +15,6 @@
 struct result;
 void imap_result(struct result *r, const char *status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-long imap_view_find(const struct view *v, uint32_t uid);
 void imap_cmd_search(struct imap_session *s, struct store *store,
 		     const struct imap_command *cmd, struct result *r);
 void imap_cmd_sort(struct imap_session *s, struct store *store,

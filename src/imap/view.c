@@ -15,10 +15,12 @@ void imap_view_free(struct view **vp)
 	struct view *v = *vp;
 	if (v == NULL)
 		return;
-	for (size_t i = 0; i < v->count; i++)
-		if (v->messages[i].keywords != empty_keywords)
-			free(v->messages[i].keywords);
+	if (v->messages != NULL)
+		for (size_t i = 0; i < v->count; i++)
+			if (v->messages[i].keywords != empty_keywords)
+				free(v->messages[i].keywords);
 	free(v->messages);
+	free(v->runs);
 	free(v->saved);
 	free(v);
 	*vp = NULL;
@@ -37,9 +39,6 @@ void imap_view_set_keywords(struct view_message *m, const char *k)
 		free(m->keywords);
 	m->keywords = keywords_copy(k);
 }
-
-/* Index of uid in the view, or -1. */
-long imap_view_find(const struct view *v, uint32_t uid);
 
 long imap_view_find(const struct view *v, uint32_t uid)
 {
@@ -64,33 +63,36 @@ struct refresh {
 };
 
 /* Writes "* n FETCH (FLAGS (...) [UID u] [MODSEQ (m)])". */
-void imap_send_flags(struct imap_session *s, size_t seq,
-		     const struct view_message *m, bool with_uid);
-
-void imap_send_flags(struct imap_session *s, size_t seq,
-		     const struct view_message *m, bool with_uid)
+static void send_flags(struct imap_session *s, size_t seq, uint32_t uid,
+		       unsigned flags, const char *keywords, uint64_t modseq,
+		       bool with_uid)
 {
 	static const char *const names[] = {"\\Seen", "\\Answered", "\\Flagged",
 					    "\\Deleted", "\\Draft"};
 	struct buf *out = &s->out;
 	buf_printf(out, "* %zu FETCH (", seq);
 	if (with_uid)
-		buf_printf(out, "UID %u ", m->uid);
+		buf_printf(out, "UID %u ", uid);
 	buf_append_cstr(out, "FLAGS (");
 	bool first = true;
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		if (m->flags & (1u << i)) {
+		if (flags & (1u << i)) {
 			buf_printf(out, "%s%s", first ? "" : " ", names[i]);
 			first = false;
 		}
 	}
-	if (*m->keywords)
-		buf_printf(out, "%s%s", first ? "" : " ", m->keywords);
+	if (*keywords)
+		buf_printf(out, "%s%s", first ? "" : " ", keywords);
 	buf_append_cstr(out, ")");
 	if (s->condstore)
-		buf_printf(out, " MODSEQ (%llu)",
-			   (unsigned long long)m->modseq);
+		buf_printf(out, " MODSEQ (%llu)", (unsigned long long)modseq);
 	buf_append_cstr(out, ")\r\n");
+}
+
+void imap_send_flags(struct imap_session *s, size_t seq,
+		     const struct view_message *m, bool with_uid)
+{
+	send_flags(s, seq, m->uid, m->flags, m->keywords, m->modseq, with_uid);
 }
 
 static void append_message(struct view *v, const struct store_message *m)
@@ -108,6 +110,7 @@ static void append_message(struct view *v, const struct store_message *m)
 	vm->internal_date = m->internal_date;
 	vm->size = m->size;
 	vm->expunged = false;
+	vm->unreported = false;
 }
 
 static void on_changed(const struct store_message *m, void *context)
@@ -121,8 +124,9 @@ static void on_changed(const struct store_message *m, void *context)
 			return;
 		/* The session's own STORE already told it; only what it has
 		 * not seen goes out. */
-		bool differs = vm->flags != m->flags ||
+		bool differs = vm->unreported || vm->flags != m->flags ||
 			       strcmp(vm->keywords, m->keywords) != 0;
+		vm->unreported = false;
 		bool newer = m->modseq > vm->modseq;
 		vm->flags = m->flags;
 		imap_view_set_keywords(vm, m->keywords);
@@ -149,10 +153,6 @@ static void on_expunged(uint32_t uid, void *context)
 	if (i >= 0)
 		r->v->messages[i].expunged = true;
 }
-
-/* Removes expunged messages, reporting them: VANISHED with QRESYNC,
- * EXPUNGE (highest sequence number first) otherwise. */
-void imap_view_report_expunges(struct imap_session *s);
 
 void imap_view_report_expunges(struct imap_session *s)
 {
@@ -202,6 +202,278 @@ void imap_view_report_expunges(struct imap_session *s)
 	v->count = w;
 }
 
+/* The sleeping view: UID runs. */
+
+static void runs_append(struct view *v, uint32_t uid)
+{
+	if (v->run_count > 0) {
+		struct uid_run *last = &v->runs[v->run_count - 1];
+		if (uid == last->first + last->count) {
+			last->count++;
+			return;
+		}
+	}
+	if (v->run_count == v->run_cap) {
+		v->run_cap = v->run_cap ? v->run_cap * 2 : 4;
+		v->runs = xrealloc(v->runs, v->run_cap * sizeof(*v->runs));
+	}
+	v->runs[v->run_count++] = (struct uid_run){uid, 1};
+}
+
+static uint32_t runs_last(const struct view *v)
+{
+	if (v->run_count == 0)
+		return 0;
+	const struct uid_run *last = &v->runs[v->run_count - 1];
+	return last->first + last->count - 1;
+}
+
+/* The sequence number of uid (from 1), or 0 when it is not in the view. */
+static size_t runs_seq(const struct view *v, uint32_t uid)
+{
+	size_t before = 0;
+	for (size_t i = 0; i < v->run_count; i++) {
+		const struct uid_run *r = &v->runs[i];
+		if (uid < r->first)
+			return 0;
+		if (uid - r->first < r->count)
+			return before + (uid - r->first) + 1;
+		before += r->count;
+	}
+	return 0;
+}
+
+/* Takes uid out of the runs; it must be there. */
+static void runs_remove(struct view *v, uint32_t uid)
+{
+	for (size_t i = 0; i < v->run_count; i++) {
+		struct uid_run *r = &v->runs[i];
+		if (uid < r->first || uid - r->first >= r->count)
+			continue;
+		if (r->count == 1) {
+			memmove(r, r + 1, (v->run_count - i - 1) * sizeof(*r));
+			v->run_count--;
+		} else if (uid == r->first) {
+			r->first++;
+			r->count--;
+		} else if (uid == r->first + r->count - 1) {
+			r->count--;
+		} else {
+			if (v->run_count == v->run_cap) {
+				v->run_cap *= 2;
+				v->runs = xrealloc(
+					v->runs, v->run_cap * sizeof(*v->runs));
+				r = &v->runs[i];
+			}
+			memmove(r + 2, r + 1,
+				(v->run_count - i - 1) * sizeof(*r));
+			v->run_count++;
+			uint32_t end = r->first + r->count;
+			r->count = uid - r->first;
+			r[1] = (struct uid_run){uid + 1, end - uid - 1};
+		}
+		v->count--;
+		return;
+	}
+	DIJK_ASSERT(!"uid not in the view");
+}
+
+void imap_view_sleep(struct view *v)
+{
+	if (v->asleep)
+		return;
+	for (size_t i = 0; i < v->count; i++)
+		if (v->messages[i].expunged)
+			return;
+	v->run_count = 0;
+	for (size_t i = 0; i < v->count; i++) {
+		runs_append(v, v->messages[i].uid);
+		if (v->messages[i].keywords != empty_keywords)
+			free(v->messages[i].keywords);
+	}
+	free(v->messages);
+	v->messages = NULL;
+	v->cap = 0;
+	v->asleep = true;
+	/* Growth room of the runs is not worth keeping for a long IDLE. */
+	if (v->run_count < v->run_cap) {
+		v->run_cap = v->run_count ? v->run_count : 1;
+		v->runs = xrealloc(v->runs, v->run_cap * sizeof(*v->runs));
+	}
+}
+
+struct wake {
+	struct view *v;
+	size_t run, offset; /* the next UID of the runs expected */
+	uint32_t next_uid;
+	bool done;
+};
+
+static void wake_advance(struct wake *w)
+{
+	struct view *v = w->v;
+	if (w->run >= v->run_count) {
+		w->done = true;
+		return;
+	}
+	w->next_uid = v->runs[w->run].first + (uint32_t)w->offset;
+	if (++w->offset == v->runs[w->run].count) {
+		w->run++;
+		w->offset = 0;
+	}
+}
+
+static void push_placeholder(struct view *v, uint32_t uid)
+{
+	struct store_message gone = {.uid = uid, .keywords = ""};
+	append_message(v, &gone);
+	v->messages[v->count - 1].expunged = true;
+}
+
+static void on_wake_message(const struct store_message *m, void *context)
+{
+	struct wake *w = context;
+	struct view *v = w->v;
+	/* Messages of the view that the store no longer has were expunged
+	 * since the last refresh: they keep their sequence numbers until
+	 * the expunge is reported. */
+	while (!w->done && w->next_uid < m->uid) {
+		push_placeholder(v, w->next_uid);
+		wake_advance(w);
+	}
+	if (w->done || w->next_uid != m->uid)
+		return; /* new since the last refresh: not in the view yet */
+	append_message(v, m);
+	if (m->modseq > v->highestmodseq)
+		v->messages[v->count - 1].unreported = true;
+	wake_advance(w);
+}
+
+int imap_view_wake(struct view *v, struct store *store, uint64_t account_id,
+		   const char **error_r)
+{
+	if (!v->asleep)
+		return 0;
+	size_t count = v->count;
+	struct wake w = {.v = v};
+	wake_advance(&w);
+	v->messages = xmalloc((count ? count : 1) * sizeof(*v->messages));
+	v->cap = count ? count : 1;
+	v->count = 0;
+	if (store_messages(store, account_id, v->mailbox.id, 0, on_wake_message,
+			   &w, error_r) != 0) {
+		for (size_t i = 0; i < v->count; i++)
+			if (v->messages[i].keywords != empty_keywords)
+				free(v->messages[i].keywords);
+		free(v->messages);
+		v->messages = NULL;
+		v->cap = 0;
+		v->count = count;
+		return -1;
+	}
+	while (!w.done) {
+		push_placeholder(v, w.next_uid);
+		wake_advance(&w);
+	}
+	DIJK_ASSERT(v->count == count);
+	free(v->runs);
+	v->runs = NULL;
+	v->run_count = v->run_cap = 0;
+	v->asleep = false;
+	return 0;
+}
+
+struct sleeping_refresh {
+	struct imap_session *s;
+	uint32_t *gone;
+	size_t gone_count, gone_cap;
+	size_t new_messages;
+};
+
+static void on_expunged_asleep(uint32_t uid, void *context)
+{
+	struct sleeping_refresh *r = context;
+	if (runs_seq(r->s->view, uid) == 0)
+		return;
+	if (r->gone_count == r->gone_cap) {
+		r->gone_cap = r->gone_cap ? r->gone_cap * 2 : 16;
+		r->gone = xrealloc(r->gone, r->gone_cap * sizeof(*r->gone));
+	}
+	r->gone[r->gone_count++] = uid;
+}
+
+static void on_changed_asleep(const struct store_message *m, void *context)
+{
+	struct sleeping_refresh *r = context;
+	struct imap_session *s = r->s;
+	struct view *v = s->view;
+	size_t seq = runs_seq(v, m->uid);
+	if (seq > 0) {
+		/* The session heard of everything up to the view's
+		 * HIGHESTMODSEQ when it fell asleep: this is news. */
+		send_flags(s, seq, m->uid, m->flags, m->keywords, m->modseq,
+			   s->condstore || s->qresync || s->rev2);
+		return;
+	}
+	if (m->uid <= runs_last(v))
+		return; /* expunged before the session saw it */
+	runs_append(v, m->uid);
+	v->count++;
+	r->new_messages++;
+}
+
+/* A sleeping view is refreshed only while the session IDLEs, when
+ * expunges may be reported. */
+static int refresh_asleep(struct imap_session *s, struct store *store,
+			  const char **error_r)
+{
+	struct view *v = s->view;
+	struct sleeping_refresh r = {.s = s};
+	if (store_expunged(store, s->account_id, v->mailbox.id,
+			   v->highestmodseq, on_expunged_asleep, &r,
+			   error_r) != 0) {
+		free(r.gone);
+		return -1;
+	}
+	/* The UIDs come in UID order. */
+	if (r.gone_count > 0 && s->qresync) {
+		buf_append_cstr(&s->out, "* VANISHED ");
+		for (size_t i = 0; i < r.gone_count;) {
+			size_t j = i;
+			while (j + 1 < r.gone_count &&
+			       r.gone[j + 1] == r.gone[j] + 1)
+				j++;
+			buf_printf(&s->out, "%s%u", i ? "," : "", r.gone[i]);
+			if (j > i)
+				buf_printf(&s->out, ":%u", r.gone[j]);
+			i = j + 1;
+		}
+		buf_append_cstr(&s->out, "\r\n");
+		for (size_t i = 0; i < r.gone_count; i++)
+			runs_remove(v, r.gone[i]);
+	} else {
+		/* Highest first, so that each number is still right when
+		 * the client reads it. */
+		for (size_t i = r.gone_count; i-- > 0;) {
+			buf_printf(&s->out, "* %zu EXPUNGE\r\n",
+				   runs_seq(v, r.gone[i]));
+			runs_remove(v, r.gone[i]);
+		}
+	}
+	free(r.gone);
+	r.gone = NULL;
+	if (store_messages(store, s->account_id, v->mailbox.id,
+			   v->highestmodseq, on_changed_asleep, &r,
+			   error_r) != 0)
+		return -1;
+	if (r.new_messages > 0) {
+		buf_printf(&s->out, "* %zu EXISTS\r\n", v->count);
+		if (!s->rev2)
+			buf_append_cstr(&s->out, "* 0 RECENT\r\n");
+	}
+	return 0;
+}
+
 void imap_view_refresh(struct imap_session *s, struct store *store,
 		       bool allow_expunge)
 {
@@ -226,6 +498,18 @@ void imap_view_refresh(struct imap_session *s, struct store *store,
 	}
 	if (now.highestmodseq == v->highestmodseq && !allow_expunge)
 		return;
+	if (v->asleep) {
+		DIJK_ASSERT(allow_expunge);
+		if (now.highestmodseq == v->highestmodseq)
+			return;
+		if (refresh_asleep(s, store, &error) != 0) {
+			log_error("refresh: %s", error);
+			return;
+		}
+		v->highestmodseq = now.highestmodseq;
+		v->mailbox.uidnext = now.uidnext;
+		return;
+	}
 	struct refresh r = {.s = s, .v = v};
 	if (now.highestmodseq != v->highestmodseq) {
 		if (store_expunged(store, s->account_id, v->mailbox.id,
@@ -253,11 +537,6 @@ static void on_loaded(const struct store_message *m, void *context)
 {
 	append_message(context, m);
 }
-
-/* Loads the whole mailbox into a new view. */
-struct view *imap_view_open(struct store *store, uint64_t account_id,
-			    const struct store_mailbox *mailbox, bool readonly,
-			    const char **error_r);
 
 struct view *imap_view_open(struct store *store, uint64_t account_id,
 			    const struct store_mailbox *mailbox, bool readonly,
