@@ -279,7 +279,7 @@ static void cmd_select(struct imap_session *s, struct store *store,
 	send_flags_lists(s, readonly);
 	imap_untagged(s, "%zu EXISTS", v->count);
 	if (!s->rev2)
-		imap_untagged(s, "0 RECENT");
+		imap_untagged(s, "%zu RECENT", imap_view_recent_count(v));
 	if (!s->rev2) {
 		for (size_t i = 0; i < v->count; i++) {
 			if (!(v->messages[i].flags & STORE_FLAG_SEEN)) {
@@ -719,6 +719,11 @@ static void status_items(struct imap_session *s, struct store *store,
 				       : "[SERVERBUG] Internal error");
 		return;
 	}
+	/* Recent: the messages no session has claimed, and those this
+	 * session has when the mailbox is the one it has selected. */
+	size_t own_recent = 0;
+	if (s->view != NULL && s->view->mailbox.id == mb.id)
+		own_recent = imap_view_recent_count(s->view);
 	struct buf line;
 	buf_init(&line, 64 * 1024);
 	buf_append_cstr(&line, "* STATUS ");
@@ -732,7 +737,9 @@ static void status_items(struct imap_session *s, struct store *store,
 			buf_printf(&line, "MESSAGES %llu",
 				   (unsigned long long)mb.messages);
 		else if (slice_eq_ci(k, "RECENT"))
-			buf_append_cstr(&line, "RECENT 0");
+			buf_printf(
+				&line, "RECENT %llu",
+				(unsigned long long)(mb.recent + own_recent));
 		else if (slice_eq_ci(k, "UIDNEXT"))
 			buf_printf(&line, "UIDNEXT %u", mb.uidnext);
 		else if (slice_eq_ci(k, "UIDVALIDITY"))

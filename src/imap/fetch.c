@@ -20,23 +20,6 @@ void imap_send_vanished_earlier(struct imap_session *s, struct store *store,
 				uint64_t since,
 				const struct imap_seqset *known);
 
-static void append_flags(struct buf *out, const struct view_message *m)
-{
-	static const char *const names[] = {"\\Seen", "\\Answered", "\\Flagged",
-					    "\\Deleted", "\\Draft"};
-	buf_append_cstr(out, "FLAGS (");
-	bool first = true;
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		if (m->flags & (1u << i)) {
-			buf_printf(out, "%s%s", first ? "" : " ", names[i]);
-			first = false;
-		}
-	}
-	if (*m->keywords)
-		buf_printf(out, "%s%s", first ? "" : " ", m->keywords);
-	buf_append_cstr(out, ")");
-}
-
 /* Appends bytes as a literal (literal8 when binary holds NUL). */
 static void append_literal(struct buf *out, struct slice bytes, bool binary)
 {
@@ -136,7 +119,9 @@ static bool fetch_one(struct imap_session *s, struct store *store,
 			break;
 		case IMAP_FETCH_FLAGS:
 			SEP();
-			append_flags(out, m);
+			imap_append_flags(out, m->flags, m->keywords,
+					  !s->rev2 &&
+						  imap_view_recent(v, m->uid));
 			break;
 		case IMAP_FETCH_INTERNALDATE:
 			SEP();

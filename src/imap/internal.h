@@ -76,6 +76,9 @@ struct view {
 	bool asleep;
 	struct uid_run *runs; /* while asleep */
 	size_t run_count, run_cap;
+	/* UIDs this session claimed as \Recent (IMAP4rev1), in order. */
+	struct uid_run *recent;
+	size_t recent_count;
 	uint64_t highestmodseq; /* what the session has seen */
 	/* SEARCHRES ($) */
 	uint32_t *saved;
@@ -154,6 +157,16 @@ struct view *imap_view_open(struct store *store, uint64_t account_id,
 
 /* Index of uid in an awake view, or -1. */
 long imap_view_find(const struct view *v, uint32_t uid);
+
+/* Whether uid is \Recent for the session of the view. */
+bool imap_view_recent(const struct view *v, uint32_t uid);
+
+/* How many messages of the view are \Recent for its session. */
+size_t imap_view_recent_count(const struct view *v);
+
+/* Appends "FLAGS (...)"; \Recent only when recent. */
+void imap_append_flags(struct buf *out, unsigned flags, const char *keywords,
+		       bool recent);
 
 /* Writes "* n FETCH (FLAGS (...) [UID u] [MODSEQ (m)])" for a message. */
 void imap_send_flags(struct imap_session *s, size_t seq,

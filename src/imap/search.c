@@ -216,12 +216,17 @@ static void evaluate(struct search_ctx *c, const struct imap_search_key *key,
 		bool h = false;
 		switch (key->kind) {
 		case IMAP_SEARCH_ALL:
-		case IMAP_SEARCH_OLD:
 			h = true;
 			break;
+		case IMAP_SEARCH_OLD:
+			h = !imap_view_recent(v, m->uid);
+			break;
 		case IMAP_SEARCH_NEW:
+			h = imap_view_recent(v, m->uid) &&
+			    !(m->flags & STORE_FLAG_SEEN);
+			break;
 		case IMAP_SEARCH_RECENT:
-			h = false;
+			h = imap_view_recent(v, m->uid);
 			break;
 		case IMAP_SEARCH_SEQSET:
 			h = imap_seqset_contains(&key->set, (uint32_t)(i + 1));
@@ -755,6 +760,36 @@ static void print_node(struct imap_session *s, const struct node *n, bool uid)
 	}
 }
 
+/* Step 3 of RFC 5256 REFERENCES below the top level: a dummy without
+ * children goes, a dummy with children gives them its place. */
+static void prune_dummies(struct node *parent)
+{
+	struct node **pp = &parent->child;
+	while (*pp != NULL) {
+		struct node *n = *pp;
+		prune_dummies(n);
+		if (n->row != NULL) {
+			pp = &n->next;
+			continue;
+		}
+		struct node *kids = n->child, *last = NULL;
+		for (struct node *c = kids; c != NULL; c = c->next) {
+			c->parent = parent;
+			last = c;
+		}
+		if (last != NULL) {
+			last->next = n->next;
+			*pp = kids;
+			pp = &last->next;
+		} else {
+			*pp = n->next;
+		}
+		n->child = NULL;
+		n->next = NULL;
+		n->parent = NULL;
+	}
+}
+
 static struct node *find_id(struct node **table, size_t count, const char *id)
 {
 	for (size_t i = 0; i < count; i++)
@@ -942,12 +977,14 @@ void imap_cmd_thread(struct imap_session *s, struct store *store,
 				node_unlink(me);
 		}
 		/* Step 2: the roots. Step 3 (prune dummies): a dummy with
-		 * no children goes; a dummy with children at the top level
-		 * stays only if it has several, else its child replaces it. */
+		 * no children goes; a dummy with children gives them its
+		 * place, except at the top level, where it stays if it has
+		 * several. */
 		for (size_t i = 0; i < used; i++) {
 			struct node *n = &nodes[i];
 			if (n->parent != NULL)
 				continue;
+			prune_dummies(n);
 			if (n->row == NULL && n->child == NULL)
 				continue;
 			if (n->row == NULL && n->child->next == NULL) {

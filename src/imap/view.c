@@ -21,6 +21,7 @@ void imap_view_free(struct view **vp)
 				free(v->messages[i].keywords);
 	free(v->messages);
 	free(v->runs);
+	free(v->recent);
 	free(v->saved);
 	free(v);
 	*vp = NULL;
@@ -63,16 +64,11 @@ struct refresh {
 };
 
 /* Writes "* n FETCH (FLAGS (...) [UID u] [MODSEQ (m)])". */
-static void send_flags(struct imap_session *s, size_t seq, uint32_t uid,
-		       unsigned flags, const char *keywords, uint64_t modseq,
-		       bool with_uid)
+void imap_append_flags(struct buf *out, unsigned flags, const char *keywords,
+		       bool recent)
 {
 	static const char *const names[] = {"\\Seen", "\\Answered", "\\Flagged",
 					    "\\Deleted", "\\Draft"};
-	struct buf *out = &s->out;
-	buf_printf(out, "* %zu FETCH (", seq);
-	if (with_uid)
-		buf_printf(out, "UID %u ", uid);
 	buf_append_cstr(out, "FLAGS (");
 	bool first = true;
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
@@ -81,9 +77,95 @@ static void send_flags(struct imap_session *s, size_t seq, uint32_t uid,
 			first = false;
 		}
 	}
+	if (recent) {
+		buf_printf(out, "%s\\Recent", first ? "" : " ");
+		first = false;
+	}
 	if (*keywords)
 		buf_printf(out, "%s%s", first ? "" : " ", keywords);
 	buf_append_cstr(out, ")");
+}
+
+bool imap_view_recent(const struct view *v, uint32_t uid)
+{
+	for (size_t i = 0; i < v->recent_count; i++) {
+		const struct uid_run *r = &v->recent[i];
+		if (uid < r->first)
+			return false;
+		if (uid - r->first < r->count)
+			return true;
+	}
+	return false;
+}
+
+size_t imap_view_recent_count(const struct view *v)
+{
+	size_t n = 0;
+	if (v->recent_count == 0)
+		return 0;
+	if (v->asleep) {
+		for (size_t i = 0; i < v->run_count; i++)
+			for (size_t k = 0; k < v->recent_count; k++) {
+				uint64_t lo = v->runs[i].first,
+					 hi = lo + v->runs[i].count;
+				uint64_t rlo = v->recent[k].first,
+					 rhi = rlo + v->recent[k].count;
+				if (rlo > lo)
+					lo = rlo;
+				if (rhi < hi)
+					hi = rhi;
+				if (hi > lo)
+					n += (size_t)(hi - lo);
+			}
+		return n;
+	}
+	for (size_t i = 0; i < v->count; i++)
+		if (imap_view_recent(v, v->messages[i].uid))
+			n++;
+	return n;
+}
+
+static uint32_t last_uid(const struct view *v);
+
+/* Claims, for a read-write view, the messages of the view that no session
+ * has had as \Recent yet. */
+static void claim_recent(struct view *v, struct store *store,
+			 uint64_t account_id)
+{
+	uint32_t last = last_uid(v);
+	if (v->readonly || last == 0)
+		return;
+	uint32_t from;
+	const char *error;
+	if (store_recent_claim(store, account_id, v->mailbox.id, last + 1,
+			       &from, &error) != 0) {
+		log_error("recent: %s", error);
+		return;
+	}
+	if (from > last)
+		return;
+	if (v->recent_count > 0) {
+		struct uid_run *r = &v->recent[v->recent_count - 1];
+		if (r->first + r->count == from) {
+			r->count += last + 1 - from;
+			return;
+		}
+	}
+	v->recent =
+		xrealloc(v->recent, (v->recent_count + 1) * sizeof(*v->recent));
+	v->recent[v->recent_count++] = (struct uid_run){from, last + 1 - from};
+}
+
+static void send_flags(struct imap_session *s, size_t seq, uint32_t uid,
+		       unsigned flags, const char *keywords, uint64_t modseq,
+		       bool with_uid)
+{
+	struct buf *out = &s->out;
+	buf_printf(out, "* %zu FETCH (", seq);
+	if (with_uid)
+		buf_printf(out, "UID %u ", uid);
+	imap_append_flags(out, flags, keywords,
+			  !s->rev2 && imap_view_recent(s->view, uid));
 	if (s->condstore)
 		buf_printf(out, " MODSEQ (%llu)", (unsigned long long)modseq);
 	buf_append_cstr(out, ")\r\n");
@@ -226,6 +308,13 @@ static uint32_t runs_last(const struct view *v)
 		return 0;
 	const struct uid_run *last = &v->runs[v->run_count - 1];
 	return last->first + last->count - 1;
+}
+
+static uint32_t last_uid(const struct view *v)
+{
+	if (v->asleep)
+		return runs_last(v);
+	return v->count ? v->messages[v->count - 1].uid : 0;
 }
 
 /* The sequence number of uid (from 1), or 0 when it is not in the view. */
@@ -467,9 +556,11 @@ static int refresh_asleep(struct imap_session *s, struct store *store,
 			   error_r) != 0)
 		return -1;
 	if (r.new_messages > 0) {
+		claim_recent(v, store, s->account_id);
 		buf_printf(&s->out, "* %zu EXISTS\r\n", v->count);
 		if (!s->rev2)
-			buf_append_cstr(&s->out, "* 0 RECENT\r\n");
+			buf_printf(&s->out, "* %zu RECENT\r\n",
+				   imap_view_recent_count(v));
 	}
 	return 0;
 }
@@ -527,9 +618,11 @@ void imap_view_refresh(struct imap_session *s, struct store *store,
 	if (allow_expunge)
 		imap_view_report_expunges(s);
 	if (r.new_messages > 0) {
+		claim_recent(v, store, s->account_id);
 		buf_printf(&s->out, "* %zu EXISTS\r\n", v->count);
 		if (!s->rev2)
-			buf_append_cstr(&s->out, "* 0 RECENT\r\n");
+			buf_printf(&s->out, "* %zu RECENT\r\n",
+				   imap_view_recent_count(v));
 	}
 }
 
@@ -551,5 +644,6 @@ struct view *imap_view_open(struct store *store, uint64_t account_id,
 		imap_view_free(&v);
 		return NULL;
 	}
+	claim_recent(v, store, account_id);
 	return v;
 }

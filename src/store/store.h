@@ -90,6 +90,35 @@ enum store_flag {
 };
 #define STORE_FLAGS_ALL 0x1f
 
+/* Webmail brands. A brand is a look (display name, colour, logo) and the
+ * domains whose users log in through it. */
+#define STORE_MAX_BRAND_NAME	32
+#define STORE_MAX_BRAND_DISPLAY 128
+#define STORE_MAX_BRAND_DOMAINS 64
+#define STORE_MAX_LOGO_SIZE	(256 * 1024)
+
+struct store_brand {
+	const char *name;    /* [a-z0-9-], 1 to 32 */
+	const char *display; /* UTF-8, no control characters */
+	const char *color;   /* "#rgb" or "#rrggbb", lower case */
+	const uint8_t *logo; /* PNG, JPEG, GIF or WebP; NULL: none */
+	size_t logo_size;
+	const char *logo_type; /* "image/png"..., set by the store */
+	const char *const *domains;
+	size_t domain_count;
+};
+
+/* Adds a brand. Checks every field; the logo's type comes from its bytes
+ * (SVG is refused: it can carry script). Each domain must exist and belong
+ * to no other brand. */
+int store_brand_add(struct store *s, const struct store_brand *b,
+		    const char **error_r);
+int store_brand_del(struct store *s, const char *name, const char **error_r);
+/* Calls fn for each brand, by name; the struct is valid during the call. */
+int store_brand_each(struct store *s,
+		     void (*fn)(const struct store_brand *b, void *context),
+		     void *context, const char **error_r);
+
 /* Delivery. A delivery is one message for some local accounts (into their
  * INBOX) and some remote recipients (into the outbound queue). The caller
  * owns the struct and the bytes; the store only reads them during the call. */
@@ -171,11 +200,21 @@ struct store_mailbox {
 	bool subscribed;
 	/* counts, filled by store_mailbox_status */
 	uint64_t messages, unseen, deleted, size, deleted_size;
+	uint64_t recent; /* messages no session has claimed as recent */
 };
 
 /* Looks a mailbox up by name. Returns 1 (found), 0 or -1. */
 int store_mailbox_get(struct store *s, uint64_t account_id, const char *name,
 		      struct store_mailbox *out, const char **error_r);
+/* Claims the mailbox's messages below UID upto as recent (IMAP4rev1's
+ * \Recent) for the calling session: *from_r gets the first UID no session
+ * had claimed before, so the claim is [*from_r, upto) when *from_r < upto
+ * and nothing otherwise. Each message is claimed by one session only. The
+ * claim is not worth a flush of its own: a crash may make messages recent
+ * again. Returns 0 or -1. */
+int store_recent_claim(struct store *s, uint64_t account_id,
+		       uint64_t mailbox_id, uint32_t upto, uint32_t *from_r,
+		       const char **error_r);
 /* The same plus message counts. */
 int store_mailbox_status(struct store *s, uint64_t account_id, const char *name,
 			 struct store_mailbox *out, const char **error_r);

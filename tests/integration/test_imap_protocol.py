@@ -627,7 +627,9 @@ def test_select_and_examine(server, account, imap):
         f"* {SYSTEM_FLAGS}",
         f"* {PERMANENT_RW}",
         "* 3 EXISTS",
-        "* 0 RECENT",
+        # This session is the first read-write one to see the three
+        # messages: they are \Recent for it (RFC 3501 2.3.2).
+        "* 3 RECENT",
         "* OK [UNSEEN 2] First unseen",
         f"* OK [UIDVALIDITY {v}] UIDs valid",
         "* OK [UIDNEXT 4] Predicted next UID",
@@ -636,7 +638,8 @@ def test_select_and_examine(server, account, imap):
     assert [r for r in untagged if r.startswith("* LIST ")] in ([], ['* LIST () "/" "box"'])
     # A store in the selected mailbox works.
     assert imap.cmd("STORE 2 +FLAGS.SILENT (\\Flagged)") == ([], "OK STORE completed")
-    # EXAMINE: read-only, no permanent flags.
+    # EXAMINE: read-only, no permanent flags. Selecting again ended the
+    # session that had claimed the three messages: none is \Recent any more.
     untagged = select(imap, "box", "EXAMINE")
     assert [r for r in untagged if not r.startswith("* LIST ")] == [
         f"* {SYSTEM_FLAGS}",
@@ -757,9 +760,10 @@ def test_rename_with_children(imap):
     }
     assert status(imap, "z/q", "MESSAGES") == {"MESSAGES": 1}
     assert status(imap, "z/q/r", "MESSAGES") == {"MESSAGES": 1}
+    # No session had selected it: the message is \Recent for this one.
     select(imap, "z")
     assert imap.cmd("FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])") == (
-        ["* 1 FETCH (FLAGS (\\Flagged) BODY[HEADER.FIELDS (SUBJECT)] "
+        ["* 1 FETCH (FLAGS (\\Flagged \\Recent) BODY[HEADER.FIELDS (SUBJECT)] "
          + lit("Subject: in p\r\n\r\n") + ")"], "OK FETCH completed")
     imap.ok("UNSELECT")
     # The subscription moved along.
@@ -956,14 +960,17 @@ def test_status_items(imap):
     [line] = untagged
     name, values = status_items(line)
     assert name == "box"
-    # Items come back in the order asked.
+    # Items come back in the order asked. No session has selected box yet:
+    # all four messages are still recent.
     assert re.match(r'\* STATUS "box" \(MESSAGES 4 UIDNEXT 5 UIDVALIDITY \d+ UNSEEN 2'
-                    r' DELETED 2 SIZE \d+ HIGHESTMODSEQ \d+ RECENT 0\)$', line), line
+                    r' DELETED 2 SIZE \d+ HIGHESTMODSEQ \d+ RECENT 4\)$', line), line
     assert values["SIZE"] == sum(sizes)
     select(imap, "box")
     untagged, _ = imap.cmd("FETCH 1:* (MODSEQ)")
     assert values["HIGHESTMODSEQ"] == max(int(i["MODSEQ"][0]) for i in fetches(untagged).values())
     imap.ok("UNSELECT")
+    # The SELECT claimed them, and the UNSELECT ended their recency.
+    assert status(imap, "box", "RECENT") == {"RECENT": 0}
     assert imap.cmd("STATUS nosuch (MESSAGES)") == ([], "NO [NONEXISTENT] No such mailbox")
     assert imap.cmd("STATUS box (NOSUCHITEM)")[1].startswith("BAD ")
     assert imap.cmd("STATUS box MESSAGES")[1].startswith("BAD ")
@@ -1037,15 +1044,16 @@ def test_append_flags_date_and_appenduid(imap):
     before = time.time()
     uid = append(imap, "box", data)
     assert uid == 2
+    # The first session to select box: both messages are \Recent for it.
     select(imap, "box")
     untagged, _ = imap.cmd("FETCH 1:2 (FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])")
     f = fetches(untagged)
-    assert flagset(f[1]) == {"\\Seen", "\\Flagged", "$Label1"}
+    assert flagset(f[1]) == {"\\Seen", "\\Flagged", "\\Recent", "$Label1"}
     assert f[1]["INTERNALDATE"] == "14-Jul-2021 07:30:00 +0000" or \
         f[1]["INTERNALDATE"] == "14-Jul-2021 09:30:00 +0200"
     assert f[1]["RFC822.SIZE"] == str(len(data))
     assert f[1]["BODY[]"] == data.decode()
-    assert flagset(f[2]) == set()
+    assert flagset(f[2]) == {"\\Recent"}
     assert f[2]["INTERNALDATE"].endswith(" +0000"), f[2]
     when = calendar.timegm(time.strptime(f[2]["INTERNALDATE"][:20], "%d-%b-%Y %H:%M:%S"))
     assert before - 5 <= when <= time.time() + 5
@@ -1062,7 +1070,8 @@ def test_append_to_selected_mailbox_reports_exists(imap):
     data = message()
     untagged, tagged = imap.cmd(b"APPEND box {%d}\r\n" % len(data) + data)
     assert tagged.startswith("OK [APPENDUID ")
-    assert "* 2 EXISTS" in untagged
+    # The new message is \Recent for this session, like the one it selected.
+    assert untagged == ["* 2 EXISTS", "* 2 RECENT"]
 
 
 def test_append_trycreate(imap):
@@ -1091,7 +1100,7 @@ def test_append_literal_plus(imap):
     assert imap.response() == "T2 OK NOOP completed"
     select(imap, "INBOX")
     untagged, _ = imap.cmd("FETCH 1 (FLAGS BODY.PEEK[])")
-    assert fetches(untagged) == {1: {"FLAGS": ["\\Seen"], "BODY[]": data.decode()}}
+    assert fetches(untagged) == {1: {"FLAGS": ["\\Seen", "\\Recent"], "BODY[]": data.decode()}}
 
 
 def test_append_literal8_with_binary(imap):
@@ -1152,7 +1161,8 @@ BODY_SIMPLE = '("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 16 1)'
 
 @pytest.fixture
 def fetchbox(imap):
-    """box: 1 = SIMPLE (\\Seen $Important, dated 1994), 2 = MULTIPART."""
+    """box: 1 = SIMPLE (\\Seen $Important, dated 1994), 2 = MULTIPART; selected
+    by the first session to do so, for which both are \\Recent."""
     imap.ok("CREATE box")
     append(imap, "box", SIMPLE, flags="\\Seen $Important", date="07-Feb-1994 21:52:25 -0800")
     append(imap, "box", MULTIPART, date="01-Mar-2020 12:00:00 +0000")
@@ -1163,7 +1173,8 @@ def fetchbox(imap):
 def test_fetch_static_items(fetchbox):
     imap = fetchbox
     assert imap.cmd("FETCH 1 (FLAGS UID INTERNALDATE RFC822.SIZE ENVELOPE)") == ([
-        '* 1 FETCH (FLAGS (\\Seen $Important) UID 1 INTERNALDATE "08-Feb-1994 05:52:25 +0000"'
+        '* 1 FETCH (FLAGS (\\Seen \\Recent $Important) UID 1'
+        ' INTERNALDATE "08-Feb-1994 05:52:25 +0000"'
         f' RFC822.SIZE {len(SIMPLE)} ENVELOPE {ENVELOPE})'], "OK FETCH completed")
     untagged, _ = imap.cmd("FETCH 2 (ENVELOPE)")
     assert untagged == ['* 2 FETCH (ENVELOPE (NIL "multi" ((NIL NIL "a" "example.test"))'
@@ -1187,7 +1198,7 @@ def test_fetch_static_items(fetchbox):
 
 def test_fetch_macros(fetchbox):
     imap = fetchbox
-    fast = (f'FLAGS (\\Seen $Important) INTERNALDATE "08-Feb-1994 05:52:25 +0000"'
+    fast = (f'FLAGS (\\Seen \\Recent $Important) INTERNALDATE "08-Feb-1994 05:52:25 +0000"'
             f' RFC822.SIZE {len(SIMPLE)}')
     assert imap.cmd("FETCH 1 FAST") == ([f"* 1 FETCH ({fast})"], "OK FETCH completed")
     assert imap.cmd("FETCH 1 ALL") == ([f"* 1 FETCH ({fast} ENVELOPE {ENVELOPE})"],
@@ -1243,7 +1254,7 @@ def test_fetch_sections(fetchbox):
     # RFC822, RFC822.HEADER, RFC822.TEXT.
     assert one("RFC822.HEADER") == {"RFC822.HEADER": SIMPLE_HEADER.decode()}
     # All of the above were peeks: message 2 is still unseen.
-    assert one("FLAGS", 2) == {"FLAGS": []}
+    assert one("FLAGS", 2) == {"FLAGS": ["\\Recent"]}
     # Several items in one response, in the order asked (RFC 9051 allows
     # any order; dijk keeps it).
     untagged, _ = imap.cmd("FETCH 1 (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822.SIZE)")
@@ -1263,10 +1274,11 @@ def test_fetch_binary(fetchbox):
     # No NUL in these bytes: a plain literal will do.
     assert imap.cmd("FETCH 2 (BINARY.PEEK[2]<1.2>)") == (
         ["* 2 FETCH (BINARY[2]<1> {2}\r\n\x01\x02)"], "OK FETCH completed")
-    assert imap.cmd("FETCH 2 FLAGS") == (["* 2 FETCH (FLAGS ())"], "OK FETCH completed")
+    assert imap.cmd("FETCH 2 FLAGS") == (["* 2 FETCH (FLAGS (\\Recent))"], "OK FETCH completed")
     # BINARY (not PEEK) sets \Seen like BODY.
     untagged, _ = imap.cmd("FETCH 2 (BINARY[1])")
-    assert fetches(untagged)[2] == {"BINARY[1]": "first part\r\n", "FLAGS": ["\\Seen"]}
+    assert fetches(untagged)[2] == {"BINARY[1]": "first part\r\n",
+                                    "FLAGS": ["\\Seen", "\\Recent"]}
 
 
 NESTED_INNER = (b"From: c@example.test\r\n"
@@ -1472,12 +1484,12 @@ def test_keywords_are_case_insensitive(imap):
     imap.ok("STORE 1 +FLAGS ($Label Work)")
     imap.ok("STORE 1 +FLAGS ($LABEL WORK)")
     untagged, _ = imap.cmd("FETCH 1 FLAGS")
-    assert {f.upper() for f in flagset(fetches(untagged)[1])} == {"$LABEL", "WORK"}
-    assert len(fetches(untagged)[1]["FLAGS"]) == 2, untagged
+    assert {f.upper() for f in flagset(fetches(untagged)[1])} == {"$LABEL", "WORK", "\\RECENT"}
+    assert len(fetches(untagged)[1]["FLAGS"]) == 3, untagged
     assert imap.cmd("SEARCH KEYWORD $label") == (["* SEARCH 1"], "OK SEARCH completed")
     assert imap.cmd("SEARCH UNKEYWORD work") == (["* SEARCH 2"], "OK SEARCH completed")
     untagged, _ = imap.cmd("STORE 1 -FLAGS ($label)")
-    assert {f.upper() for f in flagset(fetches(untagged)[1])} == {"WORK"}
+    assert {f.upper() for f in flagset(fetches(untagged)[1])} == {"WORK", "\\RECENT"}
 
 
 ODD_MESSAGES = [
@@ -1541,7 +1553,8 @@ def test_fetch_without_peek_sets_seen(fetchbox):
     # The \Seen is reported in the same FETCH response.
     untagged, tagged = imap.cmd("FETCH 2 (BODY[1])")
     assert tagged == "OK FETCH completed"
-    assert fetches(untagged) == {2: {"BODY[1]": "first part\r\n", "FLAGS": ["\\Seen"]}}
+    assert fetches(untagged) == {2: {"BODY[1]": "first part\r\n",
+                                     "FLAGS": ["\\Seen", "\\Recent"]}}
     # Already seen: no FLAGS added.
     assert imap.cmd("FETCH 2 (BODY[1])") == (["* 2 FETCH (BODY[1] {12}\r\nfirst part\r\n)"],
                                              "OK FETCH completed")
@@ -1551,13 +1564,14 @@ def test_fetch_without_peek_sets_seen(fetchbox):
         untagged, _ = imap.cmd(f"FETCH 1 ({item})")
         got = fetches(untagged)[1]
         assert set(got) == {name, "FLAGS"}, (item, got)
-        assert set(got["FLAGS"]) == {"\\Seen", "$Important"}, (item, got)
+        assert set(got["FLAGS"]) == {"\\Seen", "\\Recent", "$Important"}, (item, got)
         imap.ok("STORE 1 -FLAGS.SILENT (\\Seen)")
     # RFC822.HEADER and the PEEKs do not.
     for item in ("RFC822.HEADER", "BODY.PEEK[]", "RFC822.SIZE", "ENVELOPE"):
         untagged, _ = imap.cmd(f"FETCH 1 ({item})")
         assert "FLAGS" not in fetches(untagged)[1], (item, untagged)
-    assert imap.cmd("FETCH 1 FLAGS") == (["* 1 FETCH (FLAGS ($Important))"], "OK FETCH completed")
+    assert imap.cmd("FETCH 1 FLAGS") == (["* 1 FETCH (FLAGS (\\Recent $Important))"],
+                                         "OK FETCH completed")
     assert status(imap, "box", "UNSEEN") == {"UNSEEN": 2}
 
 
@@ -1579,7 +1593,7 @@ def test_fetch_sequence_sets_and_uid_fetch(imap):
     assert imap.cmd("FETCH 4 (UID)")[1].startswith("BAD ")
     assert imap.cmd("FETCH 0 (UID)")[1].startswith("BAD ")
     # ... UIDs that do not exist are not (UID is always in the answer).
-    assert imap.cmd("UID FETCH 4 (FLAGS)") == (["* 2 FETCH (UID 4 FLAGS ())"],
+    assert imap.cmd("UID FETCH 4 (FLAGS)") == (["* 2 FETCH (UID 4 FLAGS (\\Recent))"],
                                                "OK UID FETCH completed")
     assert imap.cmd("UID FETCH 1:2 (FLAGS)") == ([], "OK UID FETCH completed")
     assert imap.cmd("UID FETCH 100:* (UID)") == (["* 3 FETCH (UID 5)"], "OK UID FETCH completed")
@@ -1605,7 +1619,7 @@ def test_fetch_modseq_and_changedsince(imap):
     assert tagged == "OK UID FETCH completed"
     f = fetches(untagged)
     assert list(f) == [2]
-    assert f[2]["UID"] == "2" and f[2]["FLAGS"] == ["\\Flagged"]
+    assert f[2]["UID"] == "2" and f[2]["FLAGS"] == ["\\Flagged", "\\Recent"]
     assert int(f[2]["MODSEQ"][0]) > since
     # CHANGEDSINCE with a plain FETCH: MODSEQ comes too.
     untagged, _ = imap.cmd(f"FETCH 1:* (UID) (CHANGEDSINCE {modseqs[1]})")
@@ -1626,7 +1640,7 @@ def test_condstore_untagged_fetch_carries_uid_and_modseq(server, account, imap):
     assert tagged == "OK STORE completed"
     f = fetches(untagged)
     assert list(f) == [1] and f[1].keys() == {"FLAGS", "UID", "MODSEQ"}, untagged
-    assert f[1]["UID"] == "1" and f[1]["FLAGS"] == ["\\Flagged"]
+    assert f[1]["UID"] == "1" and f[1]["FLAGS"] == ["\\Flagged", "\\Recent"]
     untagged, tagged = imap.cmd("FETCH 2 (BODY[TEXT])")
     f = fetches(untagged)
     assert list(f) == [2] and f[2].keys() == {"BODY[TEXT]", "FLAGS", "UID", "MODSEQ"}, untagged
@@ -1640,43 +1654,51 @@ def test_condstore_untagged_fetch_carries_uid_and_modseq(server, account, imap):
 
 # --- STORE ----------------------------------------------------------------------
 
-def test_store_flags(imap):
+def test_store_flags(server, account, imap):
     fill(imap, "box", 3)
+    # The first session to select box: the three messages are \Recent for
+    # it, whatever STORE does to their other flags.
     select(imap, "box")
     assert imap.cmd("STORE 1 +FLAGS (\\Seen \\Flagged)") == (
-        ["* 1 FETCH (FLAGS (\\Seen \\Flagged))"], "OK STORE completed")
+        ["* 1 FETCH (FLAGS (\\Seen \\Flagged \\Recent))"], "OK STORE completed")
     assert imap.cmd("STORE 1 -FLAGS (\\Seen)") == (
-        ["* 1 FETCH (FLAGS (\\Flagged))"], "OK STORE completed")
+        ["* 1 FETCH (FLAGS (\\Flagged \\Recent))"], "OK STORE completed")
     untagged, _ = imap.cmd("STORE 1:2 FLAGS (\\Answered \\Draft)")
     f = fetches(untagged)
-    assert {s: flagset(i) for s, i in f.items()} == {1: {"\\Answered", "\\Draft"},
-                                                     2: {"\\Answered", "\\Draft"}}
+    assert {s: flagset(i) for s, i in f.items()} == {
+        1: {"\\Answered", "\\Draft", "\\Recent"}, 2: {"\\Answered", "\\Draft", "\\Recent"}}
     # .SILENT: no untagged FETCH for this session.
     assert imap.cmd("STORE 3 +FLAGS.SILENT (\\Deleted)") == ([], "OK STORE completed")
     assert imap.cmd("STORE 1:3 FLAGS.SILENT ()") == ([], "OK STORE completed")
     assert imap.cmd("FETCH 1:3 FLAGS") == (
-        ["* 1 FETCH (FLAGS ())", "* 2 FETCH (FLAGS ())", "* 3 FETCH (FLAGS ())"],
+        ["* 1 FETCH (FLAGS (\\Recent))", "* 2 FETCH (FLAGS (\\Recent))",
+         "* 3 FETCH (FLAGS (\\Recent))"],
         "OK FETCH completed")
     # Keywords.
     untagged, _ = imap.cmd("STORE 2 +FLAGS ($Label1 Work \\Seen)")
-    assert flagset(fetches(untagged)[2]) == {"$Label1", "Work", "\\Seen"}
+    assert flagset(fetches(untagged)[2]) == {"$Label1", "Work", "\\Seen", "\\Recent"}
     untagged, _ = imap.cmd("STORE 2 -FLAGS (Work)")
-    assert flagset(fetches(untagged)[2]) == {"$Label1", "\\Seen"}
+    assert flagset(fetches(untagged)[2]) == {"$Label1", "\\Seen", "\\Recent"}
     # A single flag without parentheses.
     untagged, _ = imap.cmd("STORE 2 +FLAGS \\Flagged")
-    assert flagset(fetches(untagged)[2]) == {"$Label1", "\\Seen", "\\Flagged"}
+    assert flagset(fetches(untagged)[2]) == {"$Label1", "\\Seen", "\\Flagged", "\\Recent"}
     # UID STORE answers with the UID.
     untagged, tagged = imap.cmd("UID STORE 3 +FLAGS (\\Seen)")
     assert tagged == "OK STORE completed" or tagged == "OK UID STORE completed"
-    assert fetches(untagged) == {3: {"UID": "3", "FLAGS": ["\\Seen"]}}
+    assert fetches(untagged) == {3: {"UID": "3", "FLAGS": ["\\Seen", "\\Recent"]}}
     # Errors: \Recent cannot be stored, nor made-up system flags.
     assert imap.cmd("STORE 1 +FLAGS (\\Recent)")[1].startswith("BAD ")
     assert imap.cmd("STORE 1 +FLAGS (\\Bogus)")[1].startswith("BAD ")
     assert imap.cmd("STORE 1 NOSUCH (\\Seen)")[1].startswith("BAD ")
     assert imap.cmd("STORE 9 +FLAGS (\\Seen)")[1].startswith("BAD ")
-    # The flags persist for a new session.
     untagged, _ = imap.cmd("FETCH 2 FLAGS")
-    assert flagset(fetches(untagged)[2]) == {"$Label1", "\\Seen", "\\Flagged"}
+    assert flagset(fetches(untagged)[2]) == {"$Label1", "\\Seen", "\\Flagged", "\\Recent"}
+    # The flags persist for a new session; \Recent is not among them (this
+    # session claimed the messages).
+    with connect(server, account) as other:
+        select(other, "box")
+        untagged, _ = other.cmd("FETCH 2 FLAGS")
+        assert flagset(fetches(untagged)[2]) == {"$Label1", "\\Seen", "\\Flagged"}
 
 
 def test_store_unchangedsince(imap):
@@ -1691,10 +1713,10 @@ def test_store_unchangedsince(imap):
     f = fetches(untagged)
     assert set(f) == {1, 3}, untagged
     for seq in (1, 3):
-        assert flagset(f[seq]) == {"\\Flagged"}
+        assert flagset(f[seq]) == {"\\Flagged", "\\Recent"}
         assert int(f[seq]["MODSEQ"][0]) > modseqs[3]
     untagged, _ = imap.cmd("FETCH 2 (FLAGS)")
-    assert flagset(fetches(untagged)[2]) == {"$Changed"}
+    assert flagset(fetches(untagged)[2]) == {"$Changed", "\\Recent"}
     # UID STORE: the MODIFIED set holds UIDs. .SILENT still gets MODSEQ
     # (RFC 7162 3.1.3).
     untagged, tagged = imap.cmd("UID STORE 1:3 (UNCHANGEDSINCE 1) +FLAGS.SILENT (\\Seen)")
@@ -1759,12 +1781,12 @@ SEARCH_CASES = [
     ("KEYWORD $Work", [2]),
     ("KEYWORD $Other", []),
     ("LARGER 1000", [4]),
-    ("NEW", []),
+    ("NEW", [2, 3, 5]),  # the session that selected box first: all are \Recent
     ("NOT SEEN", [2, 3, 5]),
-    ("OLD", [1, 2, 3, 4, 5]),
+    ("OLD", []),
     ("ON 10-Feb-2021", [3]),
     ("OR FROM alice FROM carol", [1, 3]),
-    ("RECENT", []),
+    ("RECENT", [1, 2, 3, 4, 5]),
     ("SEEN", [1, 4]),
     ("SENTBEFORE 1-Jan-2021", [1, 2]),
     ("SENTBEFORE 5-Jan-2020", [1]),
@@ -1942,7 +1964,7 @@ def test_searchres_dollar(searchbox):
     assert imap.cmd("SEARCH RETURN (SAVE) FLAGGED")[1] == "OK SEARCH completed"
     assert imap.cmd("FETCH $ (UID)") == (["* 2 FETCH (UID 3)"], "OK FETCH completed")
     assert imap.cmd("UID FETCH $ (FLAGS)") == (
-        ["* 2 FETCH (UID 3 FLAGS (\\Flagged $Work))"], "OK UID FETCH completed")
+        ["* 2 FETCH (UID 3 FLAGS (\\Flagged \\Recent $Work))"], "OK UID FETCH completed")
     assert imap.cmd("SEARCH $") == (["* SEARCH 2"], "OK SEARCH completed")
     assert imap.cmd("SEARCH OR $ DELETED") == (["* SEARCH 2 3"], "OK SEARCH completed")
     # SAVE with ALL: answered, and all saved.
@@ -2176,6 +2198,31 @@ def test_thread_references_dummy_parent(imap):
         ["* THREAD ((1)(2))(3)"], "OK THREAD completed")
 
 
+def test_thread_references_promotes_children_of_inner_dummies(imap):
+    """RFC 5256 REFERENCES step 3 below the top level: a dummy (a message
+    referenced but not in the mailbox) inside a thread goes, and its
+    children take its place among their new siblings, sorted by date."""
+    imap.ok("CREATE box")
+    for data in (
+        thread_message("Plan", "a1@x", date="Mon, 01 Jan 2024 10:00:00 +0000"),
+        thread_message("Re: Plan", "b1@x", refs=["a1@x", "lost@x"],
+                       date="Tue, 02 Jan 2024 10:00:00 +0000"),
+        thread_message("Re: Plan", "c1@x", refs=["a1@x", "lost@x"],
+                       date="Thu, 04 Jan 2024 10:00:00 +0000"),
+        thread_message("Re: Plan", "d1@x", refs=["a1@x"],
+                       date="Wed, 03 Jan 2024 10:00:00 +0000"),
+        thread_message("Re: Plan", "e1@x", refs=["a1@x", "gone@x", "b1@x"],
+                       date="Fri, 05 Jan 2024 10:00:00 +0000"),
+    ):
+        append(imap, "box", data)
+    select(imap, "box")
+    # a1 answered by b1 and c1 through the missing lost@x, and by d1; e1
+    # answers b1 (its own chain names a1 and gone@x before b1, but b1 has
+    # its parent already).
+    assert imap.cmd("THREAD REFERENCES UTF-8 ALL") == (
+        ["* THREAD (1 (2 5)(4)(3))"], "OK THREAD completed")
+
+
 def test_thread_references_merges_by_subject(imap):
     """RFC 5256 REFERENCES step 5: roots with the same base subject are
     merged; one that is a reply ("Re:"/"Fwd:") becomes a child of one
@@ -2210,16 +2257,19 @@ def test_copy(imap):
     assert tagged.startswith("OK ") and "COPYUID" not in tagged
     # The source is unchanged; the copies kept flags.
     assert status(imap, "src", "MESSAGES") == {"MESSAGES": 3}
+    # No session had dst selected: the copies (new messages there, whatever
+    # they were in src) are \Recent for the first one to select it.
+    assert status(imap, "dst", "RECENT") == {"RECENT": 5}
     select(imap, "dst")
     untagged, _ = imap.cmd("UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     got = {int(i["UID"]): (flagset(i), i["BODY[HEADER.FIELDS (SUBJECT)]"])
            for i in fetches(untagged).values()}
     assert got == {
-        1: (set(), "Subject: test\r\n\r\n"),
-        2: ({"\\Flagged", "$Keep"}, "Subject: message 2\r\n\r\n"),
-        3: (set(), "Subject: message 3\r\n\r\n"),
-        4: (set(), "Subject: message 1\r\n\r\n"),
-        5: (set(), "Subject: message 3\r\n\r\n"),
+        1: ({"\\Recent"}, "Subject: test\r\n\r\n"),
+        2: ({"\\Flagged", "\\Recent", "$Keep"}, "Subject: message 2\r\n\r\n"),
+        3: ({"\\Recent"}, "Subject: message 3\r\n\r\n"),
+        4: ({"\\Recent"}, "Subject: message 1\r\n\r\n"),
+        5: ({"\\Recent"}, "Subject: message 3\r\n\r\n"),
     }
 
 
@@ -2229,7 +2279,8 @@ def test_copy_into_the_selected_mailbox_reports_exists(imap):
     select(imap, "box")
     untagged, tagged = imap.cmd("COPY 1:2 box")
     assert tagged == f"OK [COPYUID {v} 1:2 3:4] COPY completed"
-    assert "* 4 EXISTS" in untagged
+    # The copies are \Recent for this session, like the two it selected.
+    assert untagged == ["* 4 EXISTS", "* 4 RECENT"]
     assert imap.cmd("FETCH 3:4 (UID)") == (["* 3 FETCH (UID 3)", "* 4 FETCH (UID 4)"],
                                            "OK FETCH completed")
 
@@ -2276,9 +2327,9 @@ def test_move_within_the_selected_mailbox(imap):
 def test_uid_is_not_repeated_in_uid_fetch(imap):
     fill(imap, "box", 1)
     select(imap, "box")
-    assert imap.cmd("UID FETCH 1 (UID FLAGS)") == (["* 1 FETCH (UID 1 FLAGS ())"],
+    assert imap.cmd("UID FETCH 1 (UID FLAGS)") == (["* 1 FETCH (UID 1 FLAGS (\\Recent))"],
                                                    "OK UID FETCH completed")
-    assert imap.cmd("UID FETCH 1 (FLAGS UID)") == (["* 1 FETCH (UID 1 FLAGS ())"],
+    assert imap.cmd("UID FETCH 1 (FLAGS UID)") == (["* 1 FETCH (UID 1 FLAGS (\\Recent))"],
                                                    "OK UID FETCH completed")
 
 
@@ -2329,41 +2380,52 @@ def test_check(imap):
 def test_idle_sees_smtp_delivery(server, account, imap):
     user, _ = account
     untagged = select(imap, "INBOX")
-    assert "* 0 EXISTS" in untagged
+    assert "* 0 EXISTS" in untagged and "* 0 RECENT" in untagged
     imap.send("I1 IDLE\r\n")
     assert imap.response() == "+ idling"
     deliver(server, user, b"Subject: during idle\r\n\r\nhello\r\n")
-    # Within a second of the delivery's "250 queued".
-    got = wait_for(imap, lambda r: r == "* 1 EXISTS", timeout=1.0)
-    assert all(r in ("* 1 EXISTS", "* 0 RECENT") for r in got), got
+    # Within a second of the delivery's "250 queued"; the new message is
+    # \Recent for this session, the only one with INBOX selected.
+    got = wait_for(imap, lambda r: r.endswith(" RECENT"), timeout=1.0)
+    assert got == ["* 1 EXISTS", "* 1 RECENT"], got
     imap.send("DONE\r\n")
-    untagged, tagged = imap.read_tagged("I1")
-    assert tagged == "OK IDLE terminated"
-    assert all(r in ("* 1 EXISTS", "* 0 RECENT") for r in untagged), untagged
-    untagged, _ = imap.cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-    assert untagged == ["* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT)] "
+    assert imap.read_tagged("I1") == ([], "OK IDLE terminated")
+    untagged, _ = imap.cmd("FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert untagged == ["* 1 FETCH (FLAGS (\\Recent) BODY[HEADER.FIELDS (SUBJECT)] "
                         + lit("Subject: during idle\r\n\r\n") + ")"]
 
 
 def test_idle_sees_other_sessions(server, account, imap):
     fill(imap, "INBOX", 2)
+    # The first to select INBOX: 1 and 2 are \Recent for this session.
     select(imap, "INBOX")
     imap.send("I1 IDLE\r\n")
     assert imap.response() == "+ idling"
     with connect(server, account) as other:
-        select(other, "INBOX")
+        assert "* 0 RECENT" in select(other, "INBOX")
         other.ok("STORE 1 +FLAGS.SILENT (\\Flagged)")
         got = wait_for(imap, lambda r: r.startswith("* 1 FETCH"), timeout=1.0)
-        assert fetch_items(got[-1])[1]["FLAGS"] == ["\\Flagged"]
+        assert fetch_items(got[-1])[1]["FLAGS"] == ["\\Flagged", "\\Recent"]
         other.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
         other.ok("EXPUNGE")
         got = wait_for(imap, lambda r: r == "* 2 EXPUNGE", timeout=1.0)
-        append(other, "INBOX", message())
-        got = wait_for(imap, lambda r: r == "* 2 EXISTS", timeout=1.0)
+        # The APPENDing session has INBOX selected read-write and learns of
+        # the new message first (at the end of its APPEND): it is \Recent
+        # for that session, not for this one, which keeps only message 1.
+        data = message()
+        untagged, tagged = other.cmd(b"APPEND INBOX {%d}\r\n" % len(data) + data)
+        assert tagged.startswith("OK [APPENDUID "), tagged
+        assert untagged == ["* 2 EXISTS", "* 1 RECENT"], untagged
+        got = wait_for(imap, lambda r: r.endswith(" RECENT"), timeout=1.0)
+        assert got == ["* 2 EXISTS", "* 1 RECENT"], got
+        assert other.cmd("FETCH 1:2 FLAGS") == (
+            ["* 1 FETCH (FLAGS (\\Flagged))", "* 2 FETCH (FLAGS (\\Recent))"],
+            "OK FETCH completed")
     imap.send("DONE\r\n")
-    untagged, tagged = imap.read_tagged("I1")
-    assert tagged == "OK IDLE terminated"
-    assert all(r == "* 0 RECENT" for r in untagged), untagged
+    assert imap.read_tagged("I1") == ([], "OK IDLE terminated")
+    assert imap.cmd("FETCH 1:2 FLAGS") == (
+        ["* 1 FETCH (FLAGS (\\Flagged \\Recent))", "* 2 FETCH (FLAGS ())"],
+        "OK FETCH completed")
 
 
 def test_idle_without_selected_mailbox_and_bad_done(imap):
@@ -2579,3 +2641,261 @@ def test_deleting_the_selected_mailbox_from_another_session(server, account, ima
     # but never a crash.
     assert untagged and untagged[-1].startswith("* BYE") or tagged.startswith("NO"), \
         (untagged, tagged)
+
+
+# --- \Recent (IMAP4rev1) -----------------------------------------------------------
+# A message is \Recent for one session only: the first read-write one (SELECT,
+# never EXAMINE) to have its mailbox selected when it learns of the message,
+# at SELECT or when an update adds it to its view; it stays so until that
+# session deselects. IMAP4rev2 sessions never see \Recent (RFC 3501 2.3.2,
+# RFC 9051 appendix E).
+
+def counts(untagged):
+    """The EXISTS and RECENT responses among untagged ones, in order."""
+    return [r for r in untagged if re.match(r"\* \d+ (EXISTS|RECENT)$", r)]
+
+
+def noop_until_news(c, timeout=2.0):
+    """NOOPs until one has untagged responses (a delivery's may take a
+    moment); returns them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        untagged, tagged = c.cmd("NOOP")
+        assert tagged == "OK NOOP completed", tagged
+        if untagged or time.monotonic() > deadline:
+            return untagged
+        time.sleep(0.05)
+
+
+def test_recent_goes_to_the_first_read_write_session(server, account, imap):
+    imap.ok("CREATE box")
+    append(imap, "box", message(subject="one"), flags="\\Seen")
+    append(imap, "box", message(subject="two"))
+    append(imap, "box", message(subject="three"), flags="$Label")
+    # Nobody has selected box: all three are waiting to be claimed.
+    assert status(imap, "box", "RECENT") == {"RECENT": 3}
+    assert counts(select(imap, "box")) == ["* 3 EXISTS", "* 3 RECENT"]
+    assert imap.cmd("FETCH 1:3 FLAGS") == (
+        ["* 1 FETCH (FLAGS (\\Seen \\Recent))", "* 2 FETCH (FLAGS (\\Recent))",
+         "* 3 FETCH (FLAGS (\\Recent $Label))"], "OK FETCH completed")
+    assert imap.cmd("SEARCH RECENT") == (["* SEARCH 1 2 3"], "OK SEARCH completed")
+    assert imap.cmd("SEARCH NEW") == (["* SEARCH 2 3"], "OK SEARCH completed")
+    assert imap.cmd("SEARCH OLD") == (["* SEARCH"], "OK SEARCH completed")
+    assert imap.cmd("SEARCH NOT RECENT") == (["* SEARCH"], "OK SEARCH completed")
+    assert imap.cmd("UID SEARCH NEW") == (["* SEARCH 2 3"], "OK UID SEARCH completed")
+    untagged, _ = imap.cmd("SEARCH RETURN (COUNT ALL) RECENT", tag="R1")
+    assert [esearch(r) for r in untagged] == [("R1", False, {"COUNT": "3", "ALL": "1:3"})]
+    # STATUS of the selected mailbox counts this session's \Recent ones.
+    assert status(imap, "box", "RECENT") == {"RECENT": 3}
+    with connect(server, account) as other:
+        # A second read-write session: the messages were claimed already.
+        assert counts(select(other, "box")) == ["* 3 EXISTS", "* 0 RECENT"]
+        assert other.cmd("FETCH 1:3 FLAGS") == (
+            ["* 1 FETCH (FLAGS (\\Seen))", "* 2 FETCH (FLAGS ())",
+             "* 3 FETCH (FLAGS ($Label))"], "OK FETCH completed")
+        assert other.cmd("SEARCH RECENT") == (["* SEARCH"], "OK SEARCH completed")
+        assert other.cmd("SEARCH NEW") == (["* SEARCH"], "OK SEARCH completed")
+        assert other.cmd("SEARCH OLD") == (["* SEARCH 1 2 3"], "OK SEARCH completed")
+        assert status(other, "box", "RECENT") == {"RECENT": 0}
+        # A flag change: each session sees the message with its own \Recent.
+        assert other.cmd("STORE 2 +FLAGS (\\Flagged)") == (
+            ["* 2 FETCH (FLAGS (\\Flagged))"], "OK STORE completed")
+        assert imap.cmd("NOOP") == (["* 2 FETCH (FLAGS (\\Flagged \\Recent))"],
+                                    "OK NOOP completed")
+        # \Seen makes a \Recent message not NEW any more.
+        imap.ok("STORE 2 +FLAGS.SILENT (\\Seen)")
+        assert imap.cmd("SEARCH NEW") == (["* SEARCH 3"], "OK SEARCH completed")
+        assert imap.cmd("SEARCH RECENT SEEN") == (["* SEARCH 1 2"], "OK SEARCH completed")
+    # Still \Recent for this session after the other one left.
+    assert imap.cmd("SEARCH RECENT") == (["* SEARCH 1 2 3"], "OK SEARCH completed")
+
+
+def test_examine_does_not_claim_recent(server, account, imap):
+    fill(imap, "box", 2)
+    # Read-only: nothing is \Recent for this session, nothing is claimed.
+    assert counts(select(imap, "box", "EXAMINE")) == ["* 2 EXISTS", "* 0 RECENT"]
+    assert imap.cmd("FETCH 1:2 FLAGS") == (
+        ["* 1 FETCH (FLAGS ())", "* 2 FETCH (FLAGS ())"], "OK FETCH completed")
+    assert imap.cmd("SEARCH RECENT") == (["* SEARCH"], "OK SEARCH completed")
+    assert imap.cmd("SEARCH OLD") == (["* SEARCH 1 2"], "OK SEARCH completed")
+    assert status(imap, "box", "RECENT") == {"RECENT": 2}
+    # New mail while box is examined: still nobody's.
+    with connect(server, account) as other:
+        append(other, "box", message(subject="three"))
+        assert status(other, "box", "RECENT") == {"RECENT": 3}
+    assert counts(imap.ok("NOOP")) == ["* 3 EXISTS", "* 0 RECENT"]
+    assert imap.cmd("FETCH 3 FLAGS") == (["* 3 FETCH (FLAGS ())"], "OK FETCH completed")
+    assert status(imap, "box", "RECENT") == {"RECENT": 3}
+    # Another session EXAMINEs it too: the same.
+    with connect(server, account) as other:
+        assert counts(select(other, "box", "EXAMINE")) == ["* 3 EXISTS", "* 0 RECENT"]
+        assert status(other, "box", "RECENT") == {"RECENT": 3}
+    # The first SELECT, even after this session's EXAMINE, claims all three.
+    assert counts(select(imap, "box")) == ["* 3 EXISTS", "* 3 RECENT"]
+    assert imap.cmd("SEARCH RECENT") == (["* SEARCH 1 2 3"], "OK SEARCH completed")
+    assert status(imap, "box", "RECENT") == {"RECENT": 3}
+    with connect(server, account) as other:
+        assert counts(select(other, "box", "EXAMINE")) == ["* 3 EXISTS", "* 0 RECENT"]
+        assert status(other, "box", "RECENT") == {"RECENT": 0}
+
+
+def test_new_mail_is_recent_for_the_selecting_session(server, account, imap):
+    user, _ = account
+    fill(imap, "INBOX", 1)
+    assert counts(select(imap, "INBOX")) == ["* 1 EXISTS", "* 1 RECENT"]
+    with connect(server, account) as other:
+        # An APPEND from a session that does not have INBOX selected: not
+        # claimed until this session hears of it, at its next command.
+        append(other, "INBOX", message(subject="appended"))
+        assert status(other, "INBOX", "RECENT") == {"RECENT": 1}
+        assert imap.cmd("NOOP") == (["* 2 EXISTS", "* 2 RECENT"], "OK NOOP completed")
+        assert status(other, "INBOX", "RECENT") == {"RECENT": 0}
+        # An SMTP delivery: the same.
+        deliver(server, user, b"Subject: delivered\r\n\r\nhello\r\n")
+        assert noop_until_news(imap) == ["* 3 EXISTS", "* 3 RECENT"]
+        assert status(other, "INBOX", "RECENT") == {"RECENT": 0}
+        # And during IDLE.
+        imap.send("I1 IDLE\r\n")
+        assert imap.response() == "+ idling"
+        append(other, "INBOX", message(subject="appended during idle"))
+        got = wait_for(imap, lambda r: r.endswith(" RECENT"), timeout=1.0)
+        assert got == ["* 4 EXISTS", "* 4 RECENT"], got
+        deliver(server, user, b"Subject: delivered during idle\r\n\r\nhello\r\n")
+        got = wait_for(imap, lambda r: r.endswith(" RECENT"), timeout=1.0)
+        assert got == ["* 5 EXISTS", "* 5 RECENT"], got
+        imap.send("DONE\r\n")
+        assert imap.read_tagged("I1") == ([], "OK IDLE terminated")
+        # None of them is \Recent for the other session.
+        assert counts(select(other, "INBOX")) == ["* 5 EXISTS", "* 0 RECENT"]
+        assert other.cmd("SEARCH RECENT") == (["* SEARCH"], "OK SEARCH completed")
+    untagged, _ = imap.cmd("FETCH 1:5 FLAGS")
+    assert {seq: items["FLAGS"] for seq, items in fetches(untagged).items()} == {
+        n: ["\\Recent"] for n in range(1, 6)}
+    assert imap.cmd("SEARCH NEW") == (["* SEARCH 1 2 3 4 5"], "OK SEARCH completed")
+
+
+def test_own_append_and_copy_are_recent(imap):
+    fill(imap, "box", 1)
+    imap.ok("CREATE other")
+    assert counts(select(imap, "box")) == ["* 1 EXISTS", "* 1 RECENT"]
+    data = message(subject="own")
+    untagged, tagged = imap.cmd(b"APPEND box (\\Seen) {%d}\r\n" % len(data) + data)
+    assert tagged.startswith("OK [APPENDUID "), tagged
+    assert untagged == ["* 2 EXISTS", "* 2 RECENT"]
+    untagged, tagged = imap.cmd("COPY 1:2 box")
+    assert tagged.startswith("OK [COPYUID "), tagged
+    assert untagged == ["* 4 EXISTS", "* 4 RECENT"]
+    # A copy to a mailbox that is not selected is nobody's yet.
+    imap.ok("COPY 1:2 other")
+    assert status(imap, "other", "RECENT") == {"RECENT": 2}
+    assert imap.cmd("SEARCH RECENT") == (["* SEARCH 1 2 3 4"], "OK SEARCH completed")
+    assert imap.cmd("SEARCH NEW") == (["* SEARCH 1 3"], "OK SEARCH completed")
+    assert imap.cmd("FETCH 4 FLAGS") == (["* 4 FETCH (FLAGS (\\Seen \\Recent))"],
+                                         "OK FETCH completed")
+    # An expunged \Recent message no longer counts at the next EXISTS.
+    imap.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert imap.cmd("EXPUNGE") == (["* 1 EXPUNGE"], "OK EXPUNGE completed")
+    untagged, tagged = imap.cmd("APPEND box {5}\r\nhello")
+    assert tagged.startswith("OK [APPENDUID "), tagged
+    assert untagged == ["* 4 EXISTS", "* 4 RECENT"]
+    assert imap.cmd("SEARCH RECENT") == (["* SEARCH 1 2 3 4"], "OK SEARCH completed")
+    assert status(imap, "box", "RECENT") == {"RECENT": 4}
+
+
+def test_imap4rev2_sees_no_recent(server, account, imap):
+    user, _ = account
+    fill(imap, "INBOX", 2)
+    imap.ok("ENABLE IMAP4rev2")
+    untagged = select(imap, "INBOX")
+    assert counts(untagged) == ["* 2 EXISTS"]
+    assert not [r for r in untagged if "RECENT" in r], untagged
+    assert imap.cmd("FETCH 1:2 FLAGS") == (
+        ["* 1 FETCH (FLAGS ())", "* 2 FETCH (FLAGS ())"], "OK FETCH completed")
+    assert imap.cmd("STORE 1 +FLAGS (\\Flagged)") == (
+        ["* 1 FETCH (FLAGS (\\Flagged))"], "OK STORE completed")
+    # Its own APPEND, another session's, a delivery, in IDLE or not.
+    data = message()
+    untagged, tagged = imap.cmd(b"APPEND INBOX {%d}\r\n" % len(data) + data)
+    assert tagged.startswith("OK [APPENDUID "), tagged
+    assert untagged == ["* 3 EXISTS"]
+    with connect(server, account) as other:
+        append(other, "INBOX", message())
+        assert imap.cmd("NOOP") == (["* 4 EXISTS"], "OK NOOP completed")
+        imap.send("I1 IDLE\r\n")
+        assert imap.response() == "+ idling"
+        deliver(server, user, b"Subject: delivered during idle\r\n\r\nhello\r\n")
+        assert wait_for(imap, lambda r: r.endswith(" EXISTS"), timeout=1.0) == ["* 5 EXISTS"]
+        # An IMAP4rev2 session is still a read-write one: it claimed them all,
+        # without showing it.
+        assert counts(select(other, "INBOX")) == ["* 5 EXISTS", "* 0 RECENT"]
+        other.ok("STORE 5 +FLAGS.SILENT (\\Answered)")
+        got = wait_for(imap, lambda r: r.startswith("* 5 FETCH"), timeout=1.0)
+        # (IMAP4rev2 puts the UID in unsolicited FETCH responses.)
+        assert got == ["* 5 FETCH (UID 5 FLAGS (\\Answered))"], got
+        imap.send("DONE\r\n")
+        assert imap.read_tagged("I1") == ([], "OK IDLE terminated")
+    untagged, _ = imap.cmd("FETCH 1:5 FLAGS")
+    assert {seq: items["FLAGS"] for seq, items in fetches(untagged).items()} == {
+        1: ["\\Flagged"], 2: [], 3: [], 4: [], 5: ["\\Answered"]}
+    untagged, _ = imap.cmd("FETCH 5 FAST")
+    assert fetches(untagged)[5]["FLAGS"] == ["\\Answered"]
+
+
+def test_reselecting_gives_no_recent(server, account, imap):
+    fill(imap, "box", 2)
+    imap.ok("CREATE other")
+    assert counts(select(imap, "box")) == ["* 2 EXISTS", "* 2 RECENT"]
+    # SELECT of the same mailbox ends the selection that claimed them.
+    assert counts(select(imap, "box")) == ["* 2 EXISTS", "* 0 RECENT"]
+    assert imap.cmd("FETCH 1:2 FLAGS") == (
+        ["* 1 FETCH (FLAGS ())", "* 2 FETCH (FLAGS ())"], "OK FETCH completed")
+    assert imap.cmd("SEARCH RECENT") == (["* SEARCH"], "OK SEARCH completed")
+    assert imap.cmd("SEARCH OLD") == (["* SEARCH 1 2"], "OK SEARCH completed")
+    assert status(imap, "box", "RECENT") == {"RECENT": 0}
+    # The same after UNSELECT, CLOSE, SELECT of another mailbox and LOGOUT
+    # (the new message is appended while box is not selected: unclaimed).
+    imap.ok("UNSELECT")
+    for leave in ("UNSELECT", "CLOSE", 'SELECT "other"'):
+        append(imap, "box", message(subject=f"before {leave}"))
+        n = status(imap, "box", "MESSAGES")["MESSAGES"]
+        assert counts(select(imap, "box")) == [f"* {n} EXISTS", "* 1 RECENT"], leave
+        assert imap.cmd("SEARCH RECENT") == ([f"* SEARCH {n}"], "OK SEARCH completed")
+        imap.ok(leave)
+        assert counts(select(imap, "box")) == [f"* {n} EXISTS", "* 0 RECENT"], leave
+        imap.ok("UNSELECT")
+    append(imap, "box", message(subject="before logout"))
+    with connect(server, account) as other:
+        assert counts(select(other, "box")) == ["* 6 EXISTS", "* 1 RECENT"]
+        assert other.cmd("LOGOUT") == (["* BYE Logging out"], "OK LOGOUT completed")
+    assert counts(select(imap, "box")) == ["* 6 EXISTS", "* 0 RECENT"]
+    assert status(imap, "box", "RECENT") == {"RECENT": 0}
+
+
+def test_status_recent_of_the_selected_mailbox(server, account, imap):
+    fill(imap, "box", 2)
+    assert status(imap, "box", "RECENT") == {"RECENT": 2}
+    select(imap, "box")
+    # Its own \Recent messages, no longer unclaimed.
+    assert status(imap, "box", "MESSAGES RECENT") == {"MESSAGES": 2, "RECENT": 2}
+    with connect(server, account) as other:
+        assert status(other, "box", "RECENT") == {"RECENT": 0}
+        append(other, "box", message(subject="new"))
+        # Unclaimed, for the other session; for this one, unclaimed plus
+        # its own two. Then the update after the command claims it.
+        assert status(other, "box", "RECENT") == {"RECENT": 1}
+        assert imap.cmd('STATUS "box" (MESSAGES RECENT)') == (
+            ['* STATUS "box" (MESSAGES 3 RECENT 3)', "* 3 EXISTS", "* 3 RECENT"],
+            "OK STATUS completed")
+        assert imap.cmd("NOOP") == ([], "OK NOOP completed")
+        assert status(other, "box", "RECENT") == {"RECENT": 0}
+        assert status(imap, "box", "RECENT") == {"RECENT": 3}
+        # A session that selects box has none of them.
+        select(other, "box")
+        assert status(other, "box", "RECENT") == {"RECENT": 0}
+    # STATUS of a mailbox this session has not selected counts only
+    # the unclaimed ones.
+    append(imap, "INBOX", message())
+    assert status(imap, "INBOX", "RECENT") == {"RECENT": 1}
+    assert status(imap, "box", "RECENT") == {"RECENT": 3}
+    imap.ok("UNSELECT")
+    assert status(imap, "box", "RECENT") == {"RECENT": 0}

@@ -31,7 +31,9 @@ static const char account_schema[] =
 	" special_use TEXT,"
 	" uidvalidity INTEGER NOT NULL,"
 	" uidnext INTEGER NOT NULL,"
-	" highestmodseq INTEGER NOT NULL);"
+	" highestmodseq INTEGER NOT NULL,"
+	/* The first UID no IMAP session has claimed as \Recent. */
+	" recent_uid INTEGER NOT NULL DEFAULT 1);"
 	"CREATE TABLE IF NOT EXISTS subscription ("
 	" name TEXT PRIMARY KEY);"
 	/* One row per distinct message body in this account; messages in
@@ -91,7 +93,11 @@ static const char account_schema[] =
 	" value INTEGER NOT NULL);"
 	"INSERT OR IGNORE INTO counter (name, value) VALUES ('modseq', 1);"
 	"INSERT OR IGNORE INTO counter (name, value) VALUES ('uidvalidity', 0);"
-	"PRAGMA user_version = 1;";
+	"PRAGMA user_version = 2;";
+
+/* From version 1 (no \Recent) to 2. */
+static const char account_upgrade_1[] =
+	"ALTER TABLE mailbox ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;";
 
 static const struct {
 	const char *name;
@@ -114,6 +120,18 @@ static int account_init(struct store *s, sqlite3 *db)
 {
 	if (store_exec(s, db, "BEGIN IMMEDIATE") != 0)
 		return -1;
+	sqlite3_stmt *version;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &version, NULL) !=
+	    SQLITE_OK) {
+		store_db_error(s, db, "account version");
+		goto fail;
+	}
+	int v = sqlite3_step(version) == SQLITE_ROW
+			? sqlite3_column_int(version, 0)
+			: -1;
+	sqlite3_finalize(version);
+	if (v == 1 && store_exec(s, db, account_upgrade_1) != 0)
+		goto fail;
 	if (store_exec(s, db, account_schema) != 0)
 		goto fail;
 	sqlite3_stmt *st;

@@ -158,8 +158,10 @@ int store_mailbox_status(struct store *s, uint64_t account_id, const char *name,
 		s, db,
 		"SELECT count(*), coalesce(sum(m.flags & 1 = 0), 0),"
 		" coalesce(sum(m.flags & 8 != 0), 0), coalesce(sum(c.size), 0),"
-		" coalesce(sum(CASE WHEN m.flags & 8 != 0 THEN c.size END), 0)"
+		" coalesce(sum(CASE WHEN m.flags & 8 != 0 THEN c.size END), 0),"
+		" coalesce(sum(m.uid >= b.recent_uid), 0)"
 		" FROM message m JOIN content c ON c.id = m.content_id"
+		" JOIN mailbox b ON b.id = m.mailbox_id"
 		" WHERE m.mailbox_id = ?");
 	if (st == NULL) {
 		*error_r = s->error;
@@ -173,6 +175,7 @@ int store_mailbox_status(struct store *s, uint64_t account_id, const char *name,
 		out->deleted = (uint64_t)sqlite3_column_int64(st, 2);
 		out->size = (uint64_t)sqlite3_column_int64(st, 3);
 		out->deleted_size = (uint64_t)sqlite3_column_int64(st, 4);
+		out->recent = (uint64_t)sqlite3_column_int64(st, 5);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW) {
@@ -329,6 +332,79 @@ static int rollback(struct store *s, sqlite3 *db, const char **error_r,
 	if (result == STORE_MAILBOX_FAILED)
 		*error_r = s->error;
 	return result;
+}
+
+static int recent_uid(struct store *s, sqlite3 *db, uint64_t mailbox_id,
+		      uint32_t *uid_r)
+{
+	sqlite3_stmt *st =
+		prepare(s, db, "SELECT recent_uid FROM mailbox WHERE id = ?");
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)mailbox_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*uid_r = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		*uid_r = UINT32_MAX; /* gone: nothing to claim */
+	else
+		store_db_error(s, db, "recent");
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_recent_claim(struct store *s, uint64_t account_id,
+		       uint64_t mailbox_id, uint32_t upto, uint32_t *from_r,
+		       const char **error_r)
+{
+	sqlite3 *db = account(s, account_id, error_r);
+	if (db == NULL)
+		return -1;
+	/* Most of the time there is nothing new: no write. */
+	if (recent_uid(s, db, mailbox_id, from_r) != 0) {
+		*error_r = s->error;
+		return -1;
+	}
+	if (*from_r >= upto)
+		return 0;
+	if (store_exec(s, db, "PRAGMA synchronous = NORMAL") != 0) {
+		*error_r = s->error;
+		return -1;
+	}
+	if (begin(s, db, error_r) != 0)
+		goto restore;
+	sqlite3_stmt *st = NULL;
+	if (recent_uid(s, db, mailbox_id, from_r) != 0)
+		goto fail;
+	if (*from_r < upto) {
+		st = prepare(s, db,
+			     "UPDATE mailbox SET recent_uid = ? WHERE id = ?");
+		if (st == NULL)
+			goto fail;
+		sqlite3_bind_int64(st, 1, upto);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)mailbox_id);
+		int rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE) {
+			store_db_error(s, db, "recent");
+			goto fail;
+		}
+	}
+	if (commit(s, db, error_r) != 0)
+		goto restore;
+	if (store_exec(s, db, "PRAGMA synchronous = FULL") != 0) {
+		*error_r = s->error;
+		return -1;
+	}
+	return 0;
+fail:
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	*error_r = s->error;
+restore:
+	store_exec(s, db, "PRAGMA synchronous = FULL");
+	return -1;
 }
 
 int store_mailbox_create(struct store *s, uint64_t account_id, const char *name,

@@ -116,6 +116,8 @@ static void test_sleeping_refresh(void)
 	open_session(&s, &mb);
 	struct view *v = s.view;
 	CHECK(v->count == 10);
+	/* The first session to see them has them as \Recent. */
+	CHECK(imap_view_recent_count(v) == 10 && imap_view_recent(v, 1));
 
 	imap_view_sleep(v);
 	CHECK(v->asleep && v->messages == NULL && v->count == 10);
@@ -134,8 +136,8 @@ static void test_sleeping_refresh(void)
 	/* Expunges highest first, then flags at the new numbers, then the
 	 * new count. */
 	CHECK(sent(&s, "* 7 EXPUNGE\r\n* 5 EXPUNGE\r\n"
-		       "* 3 FETCH (FLAGS (\\Flagged))\r\n"
-		       "* 10 EXISTS\r\n* 0 RECENT\r\n"));
+		       "* 3 FETCH (FLAGS (\\Flagged \\Recent))\r\n"
+		       "* 10 EXISTS\r\n* 10 RECENT\r\n"));
 	CHECK(v->asleep && v->count == 10 && v->run_count == 3);
 
 	/* Splitting a run in the middle and emptying one. */
@@ -160,7 +162,7 @@ static void test_sleeping_refresh(void)
 	char expected[128];
 	snprintf(expected, sizeof(expected),
 		 "* VANISHED 8:9,11\r\n"
-		 "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (%llu))\r\n",
+		 "* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent) MODSEQ (%llu))\r\n",
 		 (unsigned long long)now.highestmodseq);
 	CHECK(sent(&s, expected));
 	CHECK(v->count == 5 && v->highestmodseq == now.highestmodseq);
@@ -187,8 +189,9 @@ static void test_wake_after_changes(void)
 	const char *error;
 	open_session(&s, &mb);
 	struct view *v = s.view;
-	/* 1 3 4 10 12 from the test before. */
+	/* 1 3 4 10 12 from the test before, claimed by its session. */
 	CHECK(v->count == 5);
+	CHECK(imap_view_recent_count(v) == 0 && !imap_view_recent(v, 12));
 	imap_view_sleep(v);
 	/* Changes the session has not heard of when it wakes (the command
 	 * after IDLE came before the refresh they would have caused). */
@@ -205,7 +208,7 @@ static void test_wake_after_changes(void)
 	 * message, and still keeps number 4 for the expunged UID 10. */
 	imap_view_refresh(&s, store, false);
 	CHECK(sent(&s, "* 3 FETCH (FLAGS (\\Answered))\r\n"
-		       "* 6 EXISTS\r\n* 0 RECENT\r\n"));
+		       "* 6 EXISTS\r\n* 1 RECENT\r\n"));
 	CHECK(v->count == 6 && v->messages[5].uid == 13);
 	/* The next command that may, reports it. */
 	imap_view_refresh(&s, store, true);
@@ -245,9 +248,53 @@ static void test_wake_after_changes(void)
 	CHECK(v->count == 0 && v->run_count == 0);
 	CHECK(deliver("fourteen") == 14);
 	imap_view_refresh(&s, store, true);
-	CHECK(sent(&s, "* 1 EXISTS\r\n* 0 RECENT\r\n"));
+	CHECK(sent(&s, "* 1 EXISTS\r\n* 1 RECENT\r\n"));
 	CHECK(imap_view_wake(v, store, account, &error) == 0);
 	CHECK(v->count == 1 && v->messages[0].uid == 14);
+	close_session(&s);
+}
+
+static void test_recent(void)
+{
+	struct imap_session s, examine;
+	struct store_mailbox mb;
+	const char *error;
+	open_session(&s, &mb);
+	CHECK(s.view->count == 1 && imap_view_recent_count(s.view) == 0);
+	/* A read-only session claims nothing. */
+	examine = s;
+	examine.view = imap_view_open(store, account, &mb, true, &error);
+	buf_init(&examine.out, 64);
+	uint32_t a = deliver("fifteen"), b = deliver("sixteen");
+	imap_view_refresh(&examine, store, false);
+	CHECK(sent(&examine, "* 3 EXISTS\r\n* 0 RECENT\r\n"));
+	CHECK(store_mailbox_status(store, account, "INBOX", &mb, &error) == 1);
+	CHECK(mb.recent == 2);
+	/* The read-write one, asleep, claims them when it hears of them. */
+	imap_view_sleep(s.view);
+	imap_view_refresh(&s, store, true);
+	CHECK(sent(&s, "* 3 EXISTS\r\n* 2 RECENT\r\n"));
+	CHECK(store_mailbox_status(store, account, "INBOX", &mb, &error) == 1);
+	CHECK(mb.recent == 0);
+	CHECK(imap_view_wake(s.view, store, account, &error) == 0);
+	CHECK(imap_view_recent(s.view, a) && imap_view_recent(s.view, b) &&
+	      !imap_view_recent(s.view, 14));
+	/* A claim by another session leaves a gap in this one's. */
+	uint32_t from;
+	uint32_t c = deliver("seventeen");
+	CHECK(store_recent_claim(store, account, mb.id, c + 1, &from, &error) ==
+		      0 &&
+	      from == c);
+	uint32_t d = deliver("eighteen");
+	imap_view_refresh(&s, store, true);
+	CHECK(sent(&s, "* 5 EXISTS\r\n* 3 RECENT\r\n"));
+	CHECK(!imap_view_recent(s.view, c) && imap_view_recent(s.view, d));
+	CHECK(s.view->recent_count == 2);
+	/* Claiming what is claimed gives nothing. */
+	CHECK(store_recent_claim(store, account, mb.id, d + 1, &from, &error) ==
+		      0 &&
+	      from == d + 1);
+	close_session(&examine);
 	close_session(&s);
 }
 
@@ -268,6 +315,7 @@ int main(void)
 	      0);
 	test_sleeping_refresh();
 	test_wake_after_changes();
+	test_recent();
 	store_close(&store);
 	nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return unit_result("imap_view");
