@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make run`: a demo server on unprivileged loopback ports, with the domain
-# example.test and the users alice and bob. The data directory is
-# ./demo-data; it is made once and reused.
+# `make run`: a demo server on unprivileged loopback ports, with the domains
+# example.test (users alice and bob) and example.org (user carol), each with
+# a webmail brand of its own. The data directory is ./demo-data; it is made
+# once and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIJK=${1:-build/dijk}
@@ -10,11 +11,12 @@ DATA=${DIJK_DEMO_DATA:-demo-data}
 if [ ! -f "$DATA/dijk.conf" ]; then
 	"$DIJK" init --data "$DATA" --hostname localhost >/dev/null
 	"$DIJK" domain add example.test --data "$DATA"
-	for user in alice bob; do
+	"$DIJK" domain add example.org --data "$DATA"
+	for address in alice@example.test bob@example.test carol@example.org; do
 		password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=' | head -c 16)
 		printf '%s\n' "$password" |
-			"$DIJK" user add "$user@example.test" --password-stdin --data "$DATA"
-		printf '%s@example.test %s\n' "$user" "$password" >>"$DATA/demo-passwords"
+			"$DIJK" user add "$address" --password-stdin --data "$DATA"
+		printf '%s %s\n' "$address" "$password" >>"$DATA/demo-passwords"
 	done
 	cat >"$DATA/dijk.conf" <<CONF
 # The demo: loopback only, unprivileged ports.
@@ -25,7 +27,17 @@ listen.submissions = 127.0.0.1:2465
 listen.imap = 127.0.0.1:2143
 listen.imaps = 127.0.0.1:2993
 listen.http = 127.0.0.1:8080
+listen.https = 127.0.0.1:8443
 CONF
+fi
+# Two brands, so that the portal asks which webmail a visitor wants (a
+# data directory from an older demo gets them too).
+if [ -z "$("$DIJK" brand list --data "$DATA")" ]; then
+	"$DIJK" domain add example.org --data "$DATA" 2>/dev/null || true
+	"$DIJK" brand add north --display "North Net Mail" --color "#1a6b3c" \
+		--domain example.test --data "$DATA"
+	"$DIJK" brand add south --display "Southbay Webmail" --color "#b4441c" \
+		--domain example.org --data "$DATA"
 fi
 
 cat <<TEXT
@@ -40,7 +52,10 @@ Mail client settings (the certificate is self-signed: accept it once):
                               user name = the whole address, normal password
   Incoming (IMAP):            localhost port 2993, SSL/TLS, or port 2143, STARTTLS
   Incoming MX for tests:      localhost port 2525, no authentication
-  The webmail (http://localhost:8080) comes with a later version.
+  Webmail portal:             http://localhost:8080/ (or https://localhost:8443/)
+                              asks once: North Net Mail or Southbay Webmail;
+                              http://localhost:8080/choose changes the choice.
+                              (Signing in to the webmail comes with a later version.)
 
 Try it:
   swaks --server localhost:2525 --to bob@example.test --from someone@example.org

@@ -7,6 +7,7 @@ set -euo pipefail
 build_packages=(
 	build-essential meson ninja-build pkg-config
 	libevent-dev libssl-dev libsodium-dev libsqlite3-dev zlib1g-dev
+	libgumbo-dev libjansson-dev
 	openssl
 )
 # Packages for the test suite and the benchmarks.

@@ -30,6 +30,10 @@ static const char usage_text[] =
 	"  mail get USER@DOMAIN UID [--mailbox NAME]\n"
 	"                                         print one message\n"
 	"  queue list                             list queued outbound mail\n"
+	"  brand add NAME --display TEXT --color #RRGGBB [--logo FILE]\n"
+	"            --domain DOMAIN [--domain DOMAIN...]\n"
+	"                                         add a webmail brand\n"
+	"  brand del NAME | brand list            manage webmail brands\n"
 	"\n"
 	"--data defaults to $DIJK_DATA, then ./dijk-data.\n";
 
@@ -44,6 +48,9 @@ struct options {
 	const char *hostname;
 	const char *mailbox;
 	bool password_stdin;
+	const char *display, *color, *logo;
+	const char *domains[STORE_MAX_BRAND_DOMAINS];
+	size_t domain_count;
 	const char *args[4];
 	size_t arg_count;
 };
@@ -62,6 +69,17 @@ static void parse_options(int argc, char **argv, struct options *o)
 			o->hostname = argv[++i];
 		} else if (strcmp(a, "--mailbox") == 0 && i + 1 < argc) {
 			o->mailbox = argv[++i];
+		} else if (strcmp(a, "--display") == 0 && i + 1 < argc) {
+			o->display = argv[++i];
+		} else if (strcmp(a, "--color") == 0 && i + 1 < argc) {
+			o->color = argv[++i];
+		} else if (strcmp(a, "--logo") == 0 && i + 1 < argc) {
+			o->logo = argv[++i];
+		} else if (strcmp(a, "--domain") == 0 && i + 1 < argc) {
+			if (o->domain_count == ARRAY_SIZE(o->domains))
+				dijk_fatal("at most %zu --domain options",
+					   ARRAY_SIZE(o->domains));
+			o->domains[o->domain_count++] = argv[++i];
 		} else if (strcmp(a, "--password-stdin") == 0) {
 			o->password_stdin = true;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -184,6 +202,86 @@ static int cmd_domain(const struct options *o)
 	} else {
 		usage();
 	}
+	if (ret != 0)
+		dijk_fatal("%s", error);
+	store_close(&s);
+	return 0;
+}
+
+static void print_brand(const struct store_brand *b, void *context)
+{
+	(void)context;
+	printf("%s\t%s\t%s\t%s", b->name, b->color,
+	       b->logo_type ? b->logo_type : "no-logo", b->display);
+	for (size_t i = 0; i < b->domain_count; i++)
+		printf("%s%s", i ? " " : "\t", b->domains[i]);
+	printf("\n");
+}
+
+/* Reads a whole small file (the logo). */
+static uint8_t *read_small_file(const char *path, size_t max, size_t *size_r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		dijk_fatal("%s: %s", path, strerror(errno));
+	uint8_t *data = xmalloc(max + 1);
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(fd, data + n, max + 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			dijk_fatal("%s: %s", path, strerror(errno));
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > max)
+			dijk_fatal("%s: larger than %zu bytes", path, max);
+	}
+	close(fd);
+	*size_r = n;
+	return data;
+}
+
+static int cmd_brand(const struct options *o)
+{
+	if (o->arg_count < 2)
+		usage();
+	const char *what = o->args[1], *error;
+	int ret;
+	if (strcmp(what, "add") == 0 && o->arg_count == 3) {
+		if (o->display == NULL || o->color == NULL ||
+		    o->domain_count == 0)
+			dijk_fatal("brand add needs --display, --color and at"
+				   " least one --domain");
+		struct store_brand b = {
+			.name = o->args[2],
+			.display = o->display,
+			.color = o->color,
+			.domains = o->domains,
+			.domain_count = o->domain_count,
+		};
+		uint8_t *logo = NULL;
+		if (o->logo != NULL) {
+			logo = read_small_file(o->logo, STORE_MAX_LOGO_SIZE,
+					       &b.logo_size);
+			b.logo = logo;
+		}
+		struct store *s = open_store(o->data_dir);
+		ret = store_brand_add(s, &b, &error);
+		if (ret != 0)
+			dijk_fatal("%s", error);
+		store_close(&s);
+		free(logo);
+		return 0;
+	}
+	struct store *s = open_store(o->data_dir);
+	if (strcmp(what, "list") == 0 && o->arg_count == 2)
+		ret = store_brand_each(s, print_brand, NULL, &error);
+	else if (strcmp(what, "del") == 0 && o->arg_count == 3)
+		ret = store_brand_del(s, o->args[2], &error);
+	else
+		usage();
 	if (ret != 0)
 		dijk_fatal("%s", error);
 	store_close(&s);
@@ -446,5 +544,7 @@ int main(int argc, char **argv)
 		return cmd_mail(&o);
 	if (strcmp(command, "queue") == 0)
 		return cmd_queue(&o);
+	if (strcmp(command, "brand") == 0)
+		return cmd_brand(&o);
 	usage();
 }

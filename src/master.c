@@ -8,6 +8,7 @@
 #include "core/ipc.h"
 #include "core/log.h"
 #include "core/tls.h"
+#include "http/http.h"
 #include "imap/imap.h"
 #include "smtp/smtp.h"
 
@@ -27,7 +28,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#define MASTER_MAX_CHILDREN    (1 + CONFIG_MAX_WORKERS)
+#define MASTER_MAX_CHILDREN    (1 + 3 * CONFIG_MAX_WORKERS)
 #define RESTART_FIRST_DELAY_MS 200
 #define RESTART_MAX_DELAY_MS   10000
 /* A child that lived this long is healthy: its next restart is quick. */
@@ -35,7 +36,7 @@
 #define STOP_GRACE_SECONDS	30
 #define LISTEN_BACKLOG		1024
 
-enum child_kind { CHILD_AUTH, CHILD_SMTP, CHILD_IMAP };
+enum child_kind { CHILD_AUTH, CHILD_SMTP, CHILD_IMAP, CHILD_HTTP };
 
 struct child {
 	struct master *m;
@@ -66,9 +67,17 @@ struct master {
 
 static const char *child_name(const struct child *c)
 {
-	return c->kind == CHILD_AUTH   ? "auth"
-	       : c->kind == CHILD_SMTP ? "smtp"
-				       : "imap";
+	switch (c->kind) {
+	case CHILD_AUTH:
+		return "auth";
+	case CHILD_SMTP:
+		return "smtp";
+	case CHILD_IMAP:
+		return "imap";
+	case CHILD_HTTP:
+		return "http";
+	}
+	return "?";
 }
 
 static int bind_listener(const char *value, const char *key,
@@ -198,6 +207,23 @@ static int run_child(struct master *m, struct child *c, int fd)
 		return authd_run(m->data_dir, m->auth_fd);
 	}
 	close(m->auth_fd);
+	if (c->kind == CHILD_HTTP) {
+		for (int i = 0; i < LISTENER_COUNT; i++)
+			if (i != LISTENER_HTTP && i != LISTENER_HTTPS &&
+			    m->listen_fds[i] >= 0)
+				close(m->listen_fds[i]);
+		struct http_worker_params hp = {
+			.config = m->cfg,
+			.data_dir = m->data_dir,
+			.http_fd = m->listen_fds[LISTENER_HTTP],
+			.https_fd = m->listen_fds[LISTENER_HTTPS],
+			.tls = m->tls,
+			.master_fd = fd,
+		};
+		return http_worker_run(&hp);
+	}
+	close(m->listen_fds[LISTENER_HTTP]);
+	close(m->listen_fds[LISTENER_HTTPS]);
 	if (c->kind == CHILD_IMAP) {
 		close(m->listen_fds[LISTENER_SMTP]);
 		close(m->listen_fds[LISTENER_SUBMISSION]);
@@ -467,7 +493,8 @@ int master_run(const char *data_dir, const struct config *cfg)
 			cfg->listen[LISTENER_IMAPS][0] != '\0' ||
 			cfg->listen[LISTENER_SUBMISSIONS][0] != '\0' ||
 			cfg->listen[LISTENER_SUBMISSION][0] != '\0' ||
-			cfg->listen[LISTENER_SMTP][0] != '\0';
+			cfg->listen[LISTENER_SMTP][0] != '\0' ||
+			cfg->listen[LISTENER_HTTPS][0] != '\0';
 	if (need_tls) {
 		char cert[4096], key[4096];
 		snprintf(cert, sizeof(cert), "%s%s%s",
@@ -483,13 +510,6 @@ int master_run(const char *data_dir, const struct config *cfg)
 	for (int i = 0; i < LISTENER_COUNT; i++) {
 		if (cfg->listen[i][0] == '\0')
 			continue;
-		if (i == LISTENER_HTTP || i == LISTENER_HTTPS) {
-			log_warning("%s is set, but this version of dijk serves"
-				    " only SMTP and IMAP; not listening on %s",
-				    config_listener_key((enum listener_kind)i),
-				    cfg->listen[i]);
-			continue;
-		}
 		m->listen_fds[i] = bind_listener(
 			cfg->listen[i],
 			config_listener_key((enum listener_kind)i), &error);
@@ -529,6 +549,10 @@ int master_run(const char *data_dir, const struct config *cfg)
 		m->children[m->child_count++].kind = CHILD_SMTP;
 	for (unsigned i = 0; imap && i < workers; i++)
 		m->children[m->child_count++].kind = CHILD_IMAP;
+	bool http =
+		cfg->listen[LISTENER_HTTP][0] || cfg->listen[LISTENER_HTTPS][0];
+	for (unsigned i = 0; http && i < workers; i++)
+		m->children[m->child_count++].kind = CHILD_HTTP;
 	for (size_t i = 0; i < m->child_count; i++) {
 		struct child *c = &m->children[i];
 		c->m = m;

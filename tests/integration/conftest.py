@@ -41,6 +41,22 @@ def wait_port(port, timeout=15.0, banner=b"220"):
     raise TimeoutError(f"port {port} did not answer with {banner!r}")
 
 
+def wait_http(port, timeout=15.0):
+    """Waits until an HTTP server answers on port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"HEAD /static/style.css HTTP/1.1\r\nHost: x\r\n"
+                          b"Connection: close\r\n\r\n")
+                if s.recv(12).startswith(b"HTTP/1.1"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} did not answer HTTP")
+
+
 class Dijk:
     """One dijk data directory and, once started, its running server."""
 
@@ -57,6 +73,8 @@ class Dijk:
         self.submissions_port = free_port()
         self.imap_port = free_port()
         self.imaps_port = free_port()
+        self.http_port = free_port()
+        self.https_port = free_port()
         self.config = {
             "hostname": "mail.example.test",
             "listen.smtp": f"127.0.0.1:{self.smtp_port}",
@@ -64,6 +82,8 @@ class Dijk:
             "listen.submissions": f"127.0.0.1:{self.submissions_port}",
             "listen.imap": f"127.0.0.1:{self.imap_port}",
             "listen.imaps": f"127.0.0.1:{self.imaps_port}",
+            "listen.http": f"127.0.0.1:{self.http_port}",
+            "listen.https": f"127.0.0.1:{self.https_port}",
         }
         self.config.update(extra_config or {})
         self.write_config()
@@ -96,6 +116,8 @@ class Dijk:
             wait_port(port)
         if self.config.get("listen.imap"):
             wait_port(self.imap_port, banner=b"* OK")
+        if self.config.get("listen.http"):
+            wait_http(self.http_port)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=30):

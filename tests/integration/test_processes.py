@@ -67,14 +67,14 @@ def port_refuses(port):
 def test_family_master_one_auth_n_smtp(dijk_factory):
     d = dijk_factory("family", {"workers": "2"})
     assert comm(d.proc.pid) == "dijk"
-    fam = wait_until(lambda: (f := family(d)) and len(f) == 5 and f, 10,
-                     what="five children")
+    fam = wait_until(lambda: (f := family(d)) and len(f) == 7 and f, 10,
+                     what="seven children")
     names = sorted(fam.values())
-    assert names == ["dijk-auth", "dijk-imap", "dijk-imap", "dijk-smtp",
-                     "dijk-smtp"], fam
+    assert names == ["dijk-auth", "dijk-http", "dijk-http", "dijk-imap",
+                     "dijk-imap", "dijk-smtp", "dijk-smtp"], fam
     # All are direct children of the master: no grandchildren.
     assert sorted(d.children("smtp") + d.children("auth") +
-                  d.children("imap")) == sorted(fam)
+                  d.children("imap") + d.children("http")) == sorted(fam)
     deliver(d)
     assert len(d.messages(ALICE)) == 1
 
@@ -162,11 +162,11 @@ def test_smtp_crash_loop_does_not_kill_master(dijk_factory):
 def test_signal_stops_whole_family(dijk_factory, sig):
     d = dijk_factory("stop", {"workers": "2"})
     kids = descendants(d.proc.pid)
-    assert len(kids) == 5  # auth, 2 smtp, 2 imap
+    assert len(kids) == 7  # auth, 2 smtp, 2 imap, 2 http
     sock_path = d.data / "run" / "auth.sock"
     assert sock_path.exists()
     ports = (d.smtp_port, d.submission_port, d.submissions_port,
-             d.imap_port, d.imaps_port)
+             d.imap_port, d.imaps_port, d.http_port, d.https_port)
     # An idle session is told 421 and does not hold up the stop.
     idle = socket.create_connection(("127.0.0.1", d.smtp_port), timeout=10)
     f = idle.makefile("rb")
@@ -191,7 +191,7 @@ def test_kill9_master_alone_children_follow(dijk_factory):
     """A master killed -9 leaves no orphans serving or lingering."""
     d = dijk_factory("orphans", {"workers": "2"})
     kids = family(d)
-    assert len(kids) == 5  # auth, 2 smtp, 2 imap
+    assert len(kids) == 7  # auth, 2 smtp, 2 imap, 2 http
     os.kill(d.proc.pid, signal.SIGKILL)
     assert d.stop() == -signal.SIGKILL
     try:

@@ -31,6 +31,18 @@ static const char meta_schema[] =
 	" address TEXT NOT NULL,"
 	" status INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (queue_id, address));"
+	/* Webmail brands: the look of the login page and the domains whose
+	 * users it serves. */
+	"CREATE TABLE IF NOT EXISTS brand ("
+	" name TEXT PRIMARY KEY,"
+	" display TEXT NOT NULL,"
+	" color TEXT NOT NULL,"
+	" logo BLOB,"
+	" logo_type TEXT,"
+	" created INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS brand_domain ("
+	" domain TEXT PRIMARY KEY REFERENCES domain(name) ON DELETE CASCADE,"
+	" brand TEXT NOT NULL REFERENCES brand(name) ON DELETE CASCADE);"
 	"PRAGMA user_version = 1;";
 
 static const char credentials_schema[] = "CREATE TABLE IF NOT EXISTS password ("

@@ -1,0 +1,462 @@
+/* server.c: the http worker process: libevent's evhttp on the loop, over
+ * plain sockets and OpenSSL, with limits on headers, bodies and time; the
+ * security headers every response carries; the embedded static files
+ * (ETag, gzip); and the dispatch of requests to the portal and the
+ * webmail. */
+#include "core/common.h"
+
+#include "http/internal.h"
+
+#include "core/log.h"
+#include "core/net.h"
+#include "http/assets.h"
+
+#include <ctype.h>
+#include <signal.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+/* The webmail's own pages: scripts only from us, no inline script or
+ * style, no plugins, never framed by another site. Mail bodies get a
+ * stricter policy of their own. */
+static const char page_policy[] =
+	"default-src 'none'; script-src 'self'; style-src 'self';"
+	" img-src 'self' data:; connect-src 'self'; font-src 'self';"
+	" frame-src 'self'; form-action 'self'; base-uri 'none';"
+	" frame-ancestors 'none'";
+
+const struct http_asset *http_asset_find(const char *path)
+{
+	size_t lo = 0, hi = http_asset_count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(http_assets[mid].path, path);
+		if (c == 0)
+			return &http_assets[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* ---- Responses ---- */
+
+static void security_headers(struct http_call *c)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+	evhttp_add_header(h, "Content-Security-Policy", page_policy);
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	evhttp_add_header(h, "Cross-Origin-Opener-Policy", "same-origin");
+	evhttp_add_header(h, "Cross-Origin-Resource-Policy", "same-origin");
+	evhttp_add_header(h, "Permissions-Policy",
+			  "camera=(), microphone=(), geolocation=(),"
+			  " interest-cohort=()");
+	if (c->tls)
+		evhttp_add_header(h, "Strict-Transport-Security",
+				  "max-age=31536000");
+}
+
+void http_send(struct http_call *c, int code, const char *type,
+	       const void *body, size_t size)
+{
+	security_headers(c);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+	if (type != NULL)
+		evhttp_add_header(h, "Content-Type", type);
+	if (evhttp_find_header(h, "Cache-Control") == NULL)
+		evhttp_add_header(h, "Cache-Control", "no-store");
+	struct evbuffer *b = evbuffer_new();
+	if (size > 0)
+		evbuffer_add(b, body, size);
+	evhttp_send_reply(c->req, code, NULL, b);
+	evbuffer_free(b);
+}
+
+void http_send_buf(struct http_call *c, int code, const char *type,
+		   const struct buf *body)
+{
+	http_send(c, code, type, body->p, body->n);
+}
+
+void http_send_error(struct http_call *c, int code, const char *text)
+{
+	struct buf b;
+	buf_init(&b, 256);
+	buf_printf(&b, "%d ", code);
+	buf_append_cstr(&b, text);
+	buf_append_cstr(&b, "\n");
+	http_send_buf(c, code, "text/plain; charset=utf-8", &b);
+	buf_free(&b);
+}
+
+void http_redirect(struct http_call *c, int code, const char *location)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location",
+			  location);
+	http_send(c, code, NULL, NULL, 0);
+}
+
+const char *http_header(struct http_call *c, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(c->req),
+				  name);
+}
+
+bool http_cookie(struct http_call *c, const char *name, char *out, size_t size)
+{
+	const char *header = http_header(c, "Cookie");
+	size_t n = strlen(name);
+	while (header != NULL && *header) {
+		while (*header == ' ' || *header == ';')
+			header++;
+		const char *end = strchr(header, ';');
+		size_t len = end ? (size_t)(end - header) : strlen(header);
+		if (len > n && strncmp(header, name, n) == 0 &&
+		    header[n] == '=') {
+			size_t vlen = len - n - 1;
+			if (vlen >= size)
+				return false;
+			memcpy(out, header + n + 1, vlen);
+			out[vlen] = '\0';
+			return true;
+		}
+		header = end;
+	}
+	return false;
+}
+
+void http_append_escaped(struct buf *out, const char *text)
+{
+	for (const char *p = text; *p; p++) {
+		switch (*p) {
+		case '&':
+			buf_append_cstr(out, "&amp;");
+			break;
+		case '<':
+			buf_append_cstr(out, "&lt;");
+			break;
+		case '>':
+			buf_append_cstr(out, "&gt;");
+			break;
+		case '"':
+			buf_append_cstr(out, "&quot;");
+			break;
+		case '\'':
+			buf_append_cstr(out, "&#39;");
+			break;
+		default:
+			buf_append(out, p, 1);
+		}
+	}
+}
+
+/* ---- Static files ---- */
+
+static bool accepts_gzip(struct http_call *c)
+{
+	const char *ae = http_header(c, "Accept-Encoding");
+	if (ae == NULL)
+		return false;
+	/* A token "gzip" not followed by ";q=0". */
+	for (const char *p = ae; (p = strcasestr(p, "gzip")) != NULL; p += 4) {
+		bool start = p == ae || p[-1] == ' ' || p[-1] == ',';
+		const char *q = p + 4;
+		while (*q == ' ')
+			q++;
+		bool zero = strncmp(q, ";q=0", 4) == 0 &&
+			    (q[4] == '\0' || q[4] == ',' ||
+			     (q[4] == '.' && strspn(q + 5, "0") > 0 &&
+			      (q[5 + strspn(q + 5, "0")] == '\0' ||
+			       q[5 + strspn(q + 5, "0")] == ',')));
+		if (start && !zero)
+			return true;
+	}
+	return false;
+}
+
+void http_send_asset(struct http_call *c, const struct http_asset *a)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+	evhttp_add_header(h, "ETag", a->etag);
+	evhttp_add_header(h, "Cache-Control", "no-cache");
+	evhttp_add_header(h, "Vary", "Accept-Encoding");
+	const char *inm = http_header(c, "If-None-Match");
+	if (inm != NULL && strstr(inm, a->etag) != NULL) {
+		http_send(c, 304, NULL, NULL, 0);
+		return;
+	}
+	if (accepts_gzip(c)) {
+		evhttp_add_header(h, "Content-Encoding", "gzip");
+		http_send(c, 200, a->type, a->gzip, a->gzip_size);
+	} else {
+		http_send(c, 200, a->type, a->data, a->size);
+	}
+}
+
+/* ---- Dispatch ---- */
+
+/* Decodes the path of the request into c->path. False for paths we never
+ * serve: not absolute, encoded NULs or slashes, dot segments. */
+static bool parse_target(struct http_call *c)
+{
+	const char *uri = evhttp_request_get_uri(c->req);
+	if (uri == NULL || uri[0] != '/')
+		return false;
+	const char *q = strchr(uri, '?');
+	size_t len = q ? (size_t)(q - uri) : strlen(uri);
+	c->query = q ? q + 1 : NULL;
+	size_t w = 0;
+	for (size_t i = 0; i < len; i++) {
+		char ch = uri[i];
+		if (ch == '%') {
+			if (i + 2 >= len ||
+			    !isxdigit((unsigned char)uri[i + 1]) ||
+			    !isxdigit((unsigned char)uri[i + 2]))
+				return false;
+			char hex[3] = {uri[i + 1], uri[i + 2], '\0'};
+			ch = (char)strtol(hex, NULL, 16);
+			i += 2;
+			if (ch == '\0' || ch == '/' || ch == '\\')
+				return false;
+		}
+		if ((unsigned char)ch < 0x20 || ch == 0x7f)
+			return false;
+		if (w + 1 >= sizeof(c->path))
+			return false;
+		c->path[w++] = ch;
+	}
+	c->path[w] = '\0';
+	/* No "." or ".." segments anywhere. */
+	for (const char *p = c->path; (p = strchr(p, '/')) != NULL; p++) {
+		if (p[1] == '.' &&
+		    (p[2] == '/' || p[2] == '\0' ||
+		     (p[2] == '.' && (p[3] == '/' || p[3] == '\0'))))
+			return false;
+	}
+	return true;
+}
+
+static bool is_loopback(const char *address)
+{
+	return strncmp(address, "127.", 4) == 0 ||
+	       strcmp(address, "::1") == 0 ||
+	       strncmp(address, "::ffff:127.", 11) == 0;
+}
+
+/* A host header we may put into a redirect: a name or an address, with an
+ * optional port. */
+static bool safe_host(const char *host)
+{
+	size_t n = strlen(host);
+	if (n == 0 || n > 255)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)host[i];
+		if (!(isalnum(ch) || ch == '.' || ch == '-' || ch == ':' ||
+		      ch == '[' || ch == ']'))
+			return false;
+	}
+	return true;
+}
+
+struct front {
+	struct http_server *server;
+	bool tls;
+};
+
+static void handle(struct evhttp_request *req, void *arg)
+{
+	struct front *f = arg;
+	struct http_call c = {.server = f->server, .req = req, .tls = f->tls};
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+	evhttp_connection_get_peer(conn, &peer, &port);
+	c.loopback = peer != NULL && is_loopback(peer);
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	if (!parse_target(&c)) {
+		http_send_error(&c, 400, "Bad request target");
+		return;
+	}
+	if (!c.tls && !c.loopback) {
+		/* Plain HTTP serves only this machine; others go to HTTPS. */
+		const char *host = http_header(&c, "Host");
+		char target[1400];
+		snprintf(target, sizeof(target), "https://%s%s",
+			 host && safe_host(host) ? host
+						 : c.server->config->hostname,
+			 c.path);
+		http_redirect(&c, 301, target);
+		return;
+	}
+	if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD &&
+	    method != EVHTTP_REQ_POST) {
+		http_send_error(&c, 405, "Method not allowed");
+		return;
+	}
+	if (strncmp(c.path, "/static/", 8) == 0) {
+		const struct http_asset *a = http_asset_find(c.path + 7);
+		if (a == NULL || method == EVHTTP_REQ_POST) {
+			http_send_error(&c, 404, "Not found");
+			return;
+		}
+		http_send_asset(&c, a);
+		return;
+	}
+	if (http_portal_route(&c))
+		return;
+	http_send_error(&c, 404, "Not found");
+}
+
+/* ---- The worker ---- */
+
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+	SSL_CTX *ctx = arg;
+	SSL *ssl = SSL_new(ctx);
+	if (ssl == NULL)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, -1, ssl,
+					      BUFFEREVENT_SSL_ACCEPTING,
+					      BEV_OPT_CLOSE_ON_FREE);
+}
+
+struct worker {
+	struct http_server server;
+	struct evhttp *http[2];
+	struct front fronts[2];
+	struct bufferevent *master;
+};
+
+static void begin_shutdown(struct worker *w)
+{
+	if (w->server.stopping)
+		return;
+	w->server.stopping = true;
+	log_info("shutting down");
+	/* Every reply is sent before the handler returns: nothing is in
+	 * progress to wait for. */
+	for (size_t i = 0; i < 2; i++) {
+		if (w->http[i] != NULL) {
+			evhttp_free(w->http[i]);
+			w->http[i] = NULL;
+		}
+	}
+	event_base_loopexit(w->server.base, NULL);
+}
+
+static void master_read(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	/* Change notifications: nothing listens to them yet here. */
+	struct evbuffer *in = bufferevent_get_input(bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void master_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct worker *w = arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		log_warning("lost the master process; shutting down");
+		bufferevent_free(w->master);
+		w->master = NULL;
+		begin_shutdown(w);
+	}
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	begin_shutdown(arg);
+}
+
+int http_worker_run(const struct http_worker_params *p)
+{
+	log_set_process("http");
+	signal(SIGPIPE, SIG_IGN);
+	struct worker *w = xcalloc(1, sizeof(*w));
+	struct http_server *server = &w->server;
+	server->base = event_base_new();
+	server->config = p->config;
+	server->data_dir = p->data_dir;
+	const char *error;
+	server->store = store_open(p->data_dir, &error);
+	if (server->store == NULL) {
+		log_error("cannot open the store: %s", error);
+		return 1;
+	}
+	if (p->master_fd >= 0) {
+		w->master = bufferevent_socket_new(server->base, p->master_fd,
+						   BEV_OPT_CLOSE_ON_FREE);
+		bufferevent_setcb(w->master, master_read, NULL, master_event,
+				  w);
+		bufferevent_enable(w->master, EV_READ | EV_WRITE);
+	}
+	const int fds[2] = {p->http_fd, p->https_fd};
+	for (size_t i = 0; i < 2; i++) {
+		if (fds[i] < 0)
+			continue;
+		if (i == 1 && p->tls == NULL) {
+			log_error("listen.https needs a TLS certificate");
+			continue;
+		}
+		struct evhttp *http = evhttp_new(server->base);
+		evhttp_set_allowed_methods(
+			http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+				      EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+				      EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
+		evhttp_set_max_headers_size(http, HTTP_MAX_HEADERS_SIZE);
+		evhttp_set_max_body_size(http, HTTP_MAX_BODY_SIZE);
+		evhttp_set_timeout(http, HTTP_TIMEOUT_SECONDS);
+		w->fronts[i] = (struct front){server, i == 1};
+		evhttp_set_gencb(http, handle, &w->fronts[i]);
+		if (i == 1)
+			evhttp_set_bevcb(http, tls_bev, p->tls);
+		if (evhttp_accept_socket_with_handle(http, fds[i]) == NULL) {
+			log_error("cannot listen");
+			return 1;
+		}
+		w->http[i] = http;
+	}
+	struct event *term = evsignal_new(server->base, SIGTERM, on_signal, w);
+	struct event *intr = evsignal_new(server->base, SIGINT, on_signal, w);
+	event_add(term, NULL);
+	event_add(intr, NULL);
+	process_signals_ready();
+	log_info("ready");
+	event_base_dispatch(server->base);
+
+	for (size_t i = 0; i < 2; i++)
+		if (w->http[i] != NULL)
+			evhttp_free(w->http[i]);
+	event_free(term);
+	event_free(intr);
+	if (w->master != NULL)
+		bufferevent_free(w->master);
+	for (size_t i = 0; i < server->brand_count; i++) {
+		struct http_brand *b = &server->brands[i];
+		free(b->display);
+		free(b->logo);
+		for (size_t k = 0; k < b->domain_count; k++)
+			free(b->domains[k]);
+		free(b->domains);
+	}
+	free(server->brands);
+	store_close(&server->store);
+	event_base_free(server->base);
+	free(w);
+	log_info("stopped");
+	return 0;
+}
