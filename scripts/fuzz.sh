@@ -33,6 +33,8 @@ declare -A sources=(
 	[config]="src/core/config.c src/core/util.c src/core/log.c"
 	[base64]="src/core/base64.c src/core/util.c src/core/log.c"
 	[ipc]="src/core/ipc.c src/core/buf.c src/core/util.c src/core/log.c"
+	[html_sanitize]="src/http/sanitize.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
+	[jmap_request]="src/http/jmap_request.c src/core/util.c src/core/log.c"
 	[smtp_session]="src/smtp/session.c src/smtp/parser.c src/smtp/deliver.c
 		src/auth/client.c src/store/sqlite/store.c src/store/sqlite/mail.c
 		src/store/sqlite/mailbox.c src/store/sqlite/meta.c
@@ -54,6 +56,8 @@ declare -A libs=(
 	[smtp_session]="$(pkg-config --libs libevent_core libevent_openssl openssl libsodium sqlite3) -lpthread"
 )
 libs[imap_session]="${libs[smtp_session]} -lz"
+libs[html_sanitize]="$(pkg-config --libs gumbo)"
+libs[jmap_request]="$(pkg-config --libs jansson)"
 
 failed=0
 for name in $(printf '%s\n' "${!sources[@]}" | sort); do
