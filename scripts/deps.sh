@@ -17,11 +17,15 @@ test_packages=(
 	swaks libnet-ssleay-perl postfix
 	isync mutt tmux
 	dovecot-imapd
+	chromium
 )
 
 want=("${build_packages[@]}")
 if [ "${1:-}" = "--test" ]; then
 	want+=("${test_packages[@]}")
+	# The browser tests use Playwright's core library from npm with the
+	# machine's Node.js (Debian's when there is none).
+	command -v npm >/dev/null || want+=(nodejs npm)
 fi
 
 missing=()
@@ -30,7 +34,18 @@ for pkg in "${want[@]}"; do
 		missing+=("$pkg")
 	fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+browser_modules() {
+	[ "${1:-}" = "--test" ] || return 0
+	[ -d tests/browser/node_modules/playwright-core ] && return 0
+	echo "deps: installing tests/browser's npm packages" >&2
+	(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
+cd "$(dirname "$0")/.."
+if [ ${#missing[@]} -eq 0 ]; then
+	browser_modules "${1:-}"
+	exit 0
+fi
 
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
@@ -42,3 +57,4 @@ export DEBIAN_FRONTEND=noninteractive
 echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+browser_modules "${1:-}"

@@ -204,7 +204,7 @@ static int run_child(struct master *m, struct child *c, int fd)
 	if (c->kind == CHILD_AUTH) {
 		close_all_listeners(m);
 		close(fd);
-		return authd_run(m->data_dir, m->auth_fd);
+		return authd_run(m->data_dir, m->auth_fd, m->cfg);
 	}
 	close(m->auth_fd);
 	if (c->kind == CHILD_HTTP) {

@@ -13,10 +13,14 @@ struct event_base;
 
 #define AUTH_MAX_USERNAME 320
 #define AUTH_THREADS	  2
+/* A webmail session token: 256 random bits. */
+#define AUTH_TOKEN_SIZE 32
+
+struct config;
 
 /* Runs the auth process: serves connections accepted on listen_fd until
  * SIGTERM. Returns the exit status. */
-int authd_run(const char *data_dir, int listen_fd);
+int authd_run(const char *data_dir, int listen_fd, const struct config *config);
 
 /* The path of the auth socket below data_dir; -1 when it does not fit. */
 int auth_socket_path(const char *data_dir, char *path_r, size_t size);
@@ -47,6 +51,26 @@ struct auth_request *auth_check_password(struct auth_client *c,
 					 const char *protocol,
 					 const char *remote_address,
 					 auth_callback *cb, void *context);
+
+/* The webmail's login: on AUTH_OK, token is the new session's token
+ * (AUTH_TOKEN_SIZE bytes, valid during the call); otherwise NULL. */
+typedef void auth_login_callback(void *context, enum auth_result result,
+				 uint64_t account_id, const char *address,
+				 const uint8_t *token);
+struct auth_request *
+auth_web_login(struct auth_client *c, struct slice username,
+	       struct slice password, const char *remote_address,
+	       const char *user_agent, auth_login_callback *cb, void *context);
+/* Whether a session token is live: AUTH_OK with its account, or
+ * AUTH_FAILED. */
+struct auth_request *auth_session_check(struct auth_client *c,
+					const uint8_t token[AUTH_TOKEN_SIZE],
+					auth_callback *cb, void *context);
+/* Ends a session: AUTH_OK with the account it was of, or AUTH_FAILED. */
+struct auth_request *auth_session_revoke(struct auth_client *c,
+					 const uint8_t token[AUTH_TOKEN_SIZE],
+					 auth_callback *cb, void *context);
+
 void auth_request_cancel(struct auth_request *r);
 
 #endif

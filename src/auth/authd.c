@@ -1,12 +1,16 @@
 /* authd.c: the auth process. Accepts worker connections on a Unix socket,
  * checks passwords on a thread pool (Argon2id never runs on the loop), and
- * upgrades stored hashes that are below policy. */
+ * upgrades stored hashes that are below policy. It also keeps the webmail's
+ * sessions: it makes a session only where a password held, hands its token
+ * out once and keeps just the token's SHA-256, so a worker that is taken
+ * over can neither mint sessions nor read them. */
 #include "core/common.h"
 
 #include "auth/auth.h"
 
 #include "auth/password.h"
 #include "core/buf.h"
+#include "core/config.h"
 #include "core/ipc.h"
 #include "core/log.h"
 #include "core/pool.h"
@@ -28,6 +32,7 @@ struct authd {
 	struct pool *pool;
 	char *data_dir;
 	struct authd_conn *conns;
+	time_t session_idle, session_lifetime;
 };
 
 struct authd_conn {
@@ -41,6 +46,10 @@ struct authd_conn {
 struct authd_job {
 	struct authd_conn *conn;
 	uint32_t id;
+	enum ipc_type type;
+	uint8_t token[AUTH_TOKEN_SIZE]; /* in (check, revoke) or out (login) */
+	bool token_made;
+	char user_agent[256];
 	char username[AUTH_MAX_USERNAME + 1];
 	uint8_t password[PASSWORD_MAX_LENGTH];
 	size_t password_len;
@@ -108,6 +117,84 @@ static void conn_close(struct authd_conn *c)
 	conn_unref(c);
 }
 
+static void session_hash(const uint8_t token[AUTH_TOKEN_SIZE],
+			 uint8_t hash[STORE_SESSION_HASH_SIZE])
+{
+	crypto_hash_sha256(hash, token, AUTH_TOKEN_SIZE);
+}
+
+/* A session of a password that held. */
+static void session_make(struct authd_job *job,
+			 struct store_credentials *credentials)
+{
+	const char *error;
+	struct store_session session = {.account_id = job->account_id};
+	randombytes_buf(job->token, sizeof(job->token));
+	session_hash(job->token, session.hash);
+	session.created = session.last_used = time(NULL);
+	snprintf(session.remote, sizeof(session.remote), "%s", job->remote);
+	snprintf(session.user_agent, sizeof(session.user_agent), "%s",
+		 job->user_agent);
+	if (store_session_add(credentials, &session, &error) != 0) {
+		log_error("session: %s", error);
+		job->account_id = 0;
+		return;
+	}
+	job->token_made = true;
+}
+
+/* Whether the token is a live session; its account in job->account_id. */
+static void session_check(struct authd_job *job, struct store *store,
+			  struct store_credentials *credentials)
+{
+	const struct authd *d = job->conn->d;
+	const char *error;
+	uint8_t hash[STORE_SESSION_HASH_SIZE];
+	session_hash(job->token, hash);
+	struct store_session session;
+	int found = store_session_get(credentials, hash, &session, &error);
+	if (found < 0)
+		log_error("session: %s", error);
+	if (found <= 0)
+		return;
+	time_t now = time(NULL);
+	if (now - session.last_used > d->session_idle ||
+	    now - session.created > d->session_lifetime ||
+	    store_user_address(store, session.account_id, job->address,
+			       sizeof(job->address), &error) != 0) {
+		/* Over, or its user is gone: it can never be used again. */
+		if (store_session_delete(credentials, hash, &error) < 0)
+			log_error("session: %s", error);
+		return;
+	}
+	/* Use within a minute of the last one is not worth a write. */
+	if (now - session.last_used >= 60 &&
+	    store_session_touch(credentials, hash, now, &error) != 0)
+		log_error("session: %s", error);
+	job->account_id = session.account_id;
+}
+
+static void session_revoke(struct authd_job *job, struct store *store,
+			   struct store_credentials *credentials)
+{
+	const char *error;
+	uint8_t hash[STORE_SESSION_HASH_SIZE];
+	session_hash(job->token, hash);
+	struct store_session session;
+	if (store_session_get(credentials, hash, &session, &error) <= 0)
+		return;
+	int deleted = store_session_delete(credentials, hash, &error);
+	if (deleted < 0)
+		log_error("session: %s", error);
+	if (deleted <= 0)
+		return;
+	job->account_id = session.account_id;
+	if (store_user_address(store, session.account_id, job->address,
+			       sizeof(job->address), &error) != 0)
+		snprintf(job->address, sizeof(job->address), "account %llu",
+			 (unsigned long long)session.account_id);
+}
+
 static void job_work(void *arg)
 {
 	struct authd_job *job = arg;
@@ -124,7 +211,17 @@ static void job_work(void *arg)
 	struct store_credentials *thread_credentials = h->credentials;
 	if (thread_store == NULL || thread_credentials == NULL) {
 		log_error("cannot open the store: %s", error);
-		password_verify_dummy(password);
+		if (job->type == IPC_AUTH_PASSWORD ||
+		    job->type == IPC_WEB_LOGIN)
+			password_verify_dummy(password);
+		return;
+	}
+	if (job->type == IPC_SESSION_CHECK) {
+		session_check(job, thread_store, thread_credentials);
+		return;
+	}
+	if (job->type == IPC_SESSION_REVOKE) {
+		session_revoke(job, thread_store, thread_credentials);
 		return;
 	}
 	uint64_t account_id = 0;
@@ -158,14 +255,20 @@ static void job_work(void *arg)
 		free(phc);
 	}
 	sodium_memzero(job->password, sizeof(job->password));
+	if (job->type == IPC_WEB_LOGIN && job->account_id != 0)
+		session_make(job, thread_credentials);
 }
 
 static void job_done(void *arg)
 {
 	struct authd_job *job = arg;
 	struct authd_conn *c = job->conn;
-	log_info("%s login %s for %s from %s", job->protocol,
-		 job->account_id ? "ok" : "failed", job->username, job->remote);
+	if (job->type == IPC_AUTH_PASSWORD || job->type == IPC_WEB_LOGIN)
+		log_info("%s login %s for %s from %s", job->protocol,
+			 job->account_id ? "ok" : "failed", job->username,
+			 job->remote);
+	else if (job->type == IPC_SESSION_REVOKE && job->account_id != 0)
+		log_info("web session of %s ended", job->address);
 	if (!c->closed) {
 		struct buf out;
 		buf_init(&out, IPC_MAX_FRAME);
@@ -173,10 +276,15 @@ static void job_done(void *arg)
 		ipc_put_u64(&out, job->account_id);
 		ipc_put_bytes(&out,
 			      slice_cstr(job->account_id ? job->address : ""));
+		if (job->token_made)
+			ipc_put_bytes(&out, slice_make(job->token,
+						       sizeof(job->token)));
 		if (ipc_end(&out) == 0)
 			bufferevent_write(c->bev, out.p, out.n);
+		sodium_memzero(out.p, out.n);
 		buf_free(&out);
 	}
+	sodium_memzero(job->token, sizeof(job->token));
 	conn_unref(c);
 	free(job);
 }
@@ -190,25 +298,61 @@ static int copy_field(struct slice f, char *dst, size_t size)
 	return 0;
 }
 
+static int parse_token(struct slice *cursor, struct authd_job *job)
+{
+	struct slice token;
+	if (ipc_get_bytes(cursor, &token) != 0 || token.n != sizeof(job->token))
+		return -1;
+	memcpy(job->token, token.p, token.n);
+	return 0;
+}
+
 static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 {
-	if (f->type != IPC_AUTH_PASSWORD)
-		return -1;
 	struct authd_job *job = xcalloc(1, sizeof(*job));
-	struct slice cursor = f->payload, user, pass, proto, remote;
-	if (ipc_get_bytes(&cursor, &user) != 0 ||
-	    ipc_get_bytes(&cursor, &pass) != 0 ||
-	    ipc_get_bytes(&cursor, &proto) != 0 ||
-	    ipc_get_bytes(&cursor, &remote) != 0 || cursor.n != 0 ||
-	    copy_field(user, job->username, sizeof(job->username)) != 0 ||
-	    pass.n > sizeof(job->password) ||
-	    copy_field(proto, job->protocol, sizeof(job->protocol)) != 0 ||
-	    copy_field(remote, job->remote, sizeof(job->remote)) != 0) {
+	job->type = (enum ipc_type)f->type;
+	struct slice cursor = f->payload, user = {0}, pass = {0}, proto,
+		     remote = {0}, agent;
+	bool ok;
+	switch (f->type) {
+	case IPC_AUTH_PASSWORD:
+		ok = ipc_get_bytes(&cursor, &user) == 0 &&
+		     ipc_get_bytes(&cursor, &pass) == 0 &&
+		     ipc_get_bytes(&cursor, &proto) == 0 &&
+		     ipc_get_bytes(&cursor, &remote) == 0 &&
+		     copy_field(proto, job->protocol, sizeof(job->protocol)) ==
+			     0;
+		break;
+	case IPC_WEB_LOGIN:
+		ok = ipc_get_bytes(&cursor, &user) == 0 &&
+		     ipc_get_bytes(&cursor, &pass) == 0 &&
+		     ipc_get_bytes(&cursor, &remote) == 0 &&
+		     ipc_get_bytes(&cursor, &agent) == 0 &&
+		     copy_field(agent, job->user_agent,
+				sizeof(job->user_agent)) == 0;
+		snprintf(job->protocol, sizeof(job->protocol), "web");
+		break;
+	case IPC_SESSION_CHECK:
+	case IPC_SESSION_REVOKE:
+		ok = parse_token(&cursor, job) == 0;
+		break;
+	default:
+		ok = false;
+	}
+	if (ok && (f->type == IPC_AUTH_PASSWORD || f->type == IPC_WEB_LOGIN))
+		ok = copy_field(user, job->username, sizeof(job->username)) ==
+			     0 &&
+		     pass.n <= sizeof(job->password) &&
+		     copy_field(remote, job->remote, sizeof(job->remote)) == 0;
+	if (!ok || cursor.n != 0) {
+		sodium_memzero(job, sizeof(*job));
 		free(job);
 		return -1;
 	}
-	memcpy(job->password, pass.p, pass.n);
-	job->password_len = pass.n;
+	if (f->type == IPC_AUTH_PASSWORD || f->type == IPC_WEB_LOGIN) {
+		memcpy(job->password, pass.p, pass.n);
+		job->password_len = pass.n;
+	}
 	job->id = f->id;
 	job->conn = c;
 	c->refs++;
@@ -281,7 +425,7 @@ int auth_socket_path(const char *data_dir, char *path_r, size_t size)
 	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-int authd_run(const char *data_dir, int listen_fd)
+int authd_run(const char *data_dir, int listen_fd, const struct config *config)
 {
 	log_set_process("auth");
 	if (password_init() != 0) {
@@ -290,6 +434,8 @@ int authd_run(const char *data_dir, int listen_fd)
 	}
 	struct authd d = {0};
 	d.data_dir = xstrdup(data_dir);
+	d.session_idle = config->session_idle_seconds;
+	d.session_lifetime = config->session_lifetime_seconds;
 	d.base = event_base_new();
 	d.pool = pool_new(d.base, AUTH_THREADS);
 	struct evconnlistener *l = evconnlistener_new(

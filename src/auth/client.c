@@ -25,6 +25,7 @@ struct auth_request {
 	struct auth_client *client;
 	uint32_t id;
 	auth_callback *cb;
+	auth_login_callback *login_cb; /* instead of cb, for web logins */
 	void *context;
 	struct event *timeout;
 	struct auth_request *prev, *next;
@@ -51,13 +52,23 @@ static void request_unlink(struct auth_request *r)
 }
 
 static void request_finish(struct auth_request *r, enum auth_result result,
-			   uint64_t account_id, const char *address)
+			   uint64_t account_id, const char *address,
+			   const uint8_t *token)
 {
 	request_unlink(r);
 	auth_callback *cb = r->cb;
+	auth_login_callback *login_cb = r->login_cb;
 	void *context = r->context;
 	free(r);
-	cb(context, result, account_id, address);
+	if (login_cb != NULL) {
+		/* A login is good only with its session. */
+		if (result == AUTH_OK && token == NULL)
+			result = AUTH_UNAVAILABLE;
+		login_cb(context, result, result == AUTH_OK ? account_id : 0,
+			 address, result == AUTH_OK ? token : NULL);
+	} else {
+		cb(context, result, account_id, address);
+	}
 }
 
 static void client_disconnect(struct auth_client *c)
@@ -67,7 +78,7 @@ static void client_disconnect(struct auth_client *c)
 		c->bev = NULL;
 	}
 	while (c->requests != NULL)
-		request_finish(c->requests, AUTH_UNAVAILABLE, 0, "");
+		request_finish(c->requests, AUTH_UNAVAILABLE, 0, "", NULL);
 }
 
 static void client_read(struct bufferevent *bev, void *arg)
@@ -85,29 +96,37 @@ static void client_read(struct bufferevent *bev, void *arg)
 		int r = ipc_parse(slice_make(p, want), &f, &consumed);
 		if (r == 0)
 			return;
-		struct slice cursor = f.payload, address;
+		struct slice cursor = f.payload, address, token = {0};
 		uint64_t account_id;
 		char addr[AUTH_MAX_USERNAME + 1];
+		uint8_t token_bytes[AUTH_TOKEN_SIZE];
 		if (r < 0 || f.type != IPC_AUTH_REPLY ||
 		    ipc_get_u64(&cursor, &account_id) != 0 ||
 		    ipc_get_bytes(&cursor, &address) != 0 ||
-		    address.n > AUTH_MAX_USERNAME) {
+		    address.n > AUTH_MAX_USERNAME ||
+		    (cursor.n > 0 &&
+		     (ipc_get_bytes(&cursor, &token) != 0 ||
+		      token.n != AUTH_TOKEN_SIZE || cursor.n != 0))) {
 			log_error("malformed reply from the auth process");
 			client_disconnect(c);
 			return;
 		}
 		memcpy(addr, address.p, address.n);
 		addr[address.n] = '\0';
+		if (token.n > 0)
+			memcpy(token_bytes, token.p, token.n);
 		uint32_t id = f.id;
 		evbuffer_drain(in, consumed);
 		for (struct auth_request *q = c->requests; q; q = q->next) {
 			if (q->id == id) {
 				request_finish(
 					q, account_id ? AUTH_OK : AUTH_FAILED,
-					account_id, addr);
+					account_id, addr,
+					token.n > 0 ? token_bytes : NULL);
 				break;
 			}
 		}
+		memset(token_bytes, 0, sizeof(token_bytes));
 		/* A callback may have freed the client's connection. */
 		if (c->bev != bev)
 			return;
@@ -172,27 +191,28 @@ static void request_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct auth_request *r = arg;
 	log_warning("the auth process did not answer in time");
-	request_finish(r, AUTH_UNAVAILABLE, 0, "");
+	request_finish(r, AUTH_UNAVAILABLE, 0, "", NULL);
 }
 
 static void fail_soon(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	request_finish(arg, AUTH_UNAVAILABLE, 0, "");
+	request_finish(arg, AUTH_UNAVAILABLE, 0, "", NULL);
 }
 
-struct auth_request *auth_check_password(struct auth_client *c,
-					 struct slice username,
-					 struct slice password,
-					 const char *protocol,
-					 const char *remote_address,
-					 auth_callback *cb, void *context)
+/* Sends a request of type with its fields; the reply goes to cb or
+ * login_cb. */
+static struct auth_request *
+send_request(struct auth_client *c, enum ipc_type type,
+	     const struct slice *fields, size_t count, auth_callback *cb,
+	     auth_login_callback *login_cb, void *context)
 {
 	struct auth_request *r = xcalloc(1, sizeof(*r));
 	r->client = c;
 	r->id = c->next_id++;
 	r->cb = cb;
+	r->login_cb = login_cb;
 	r->context = context;
 	r->next = c->requests;
 	if (c->requests)
@@ -201,11 +221,9 @@ struct auth_request *auth_check_password(struct auth_client *c,
 
 	struct buf out;
 	buf_init(&out, IPC_MAX_FRAME);
-	ipc_begin(&out, IPC_AUTH_PASSWORD, r->id);
-	ipc_put_bytes(&out, username);
-	ipc_put_bytes(&out, password);
-	ipc_put_bytes(&out, slice_cstr(protocol));
-	ipc_put_bytes(&out, slice_cstr(remote_address));
+	ipc_begin(&out, type, r->id);
+	for (size_t i = 0; i < count; i++)
+		ipc_put_bytes(&out, fields[i]);
 	bool sent = ipc_end(&out) == 0 && client_connect(c) == 0 &&
 		    bufferevent_write(c->bev, out.p, out.n) == 0;
 	memset(out.p, 0, out.n);
@@ -216,6 +234,48 @@ struct auth_request *auth_check_password(struct auth_client *c,
 		evtimer_new(c->base, sent ? request_timeout : fail_soon, r);
 	evtimer_add(r->timeout, &tv);
 	return r;
+}
+
+struct auth_request *auth_check_password(struct auth_client *c,
+					 struct slice username,
+					 struct slice password,
+					 const char *protocol,
+					 const char *remote_address,
+					 auth_callback *cb, void *context)
+{
+	const struct slice fields[] = {username, password, slice_cstr(protocol),
+				       slice_cstr(remote_address)};
+	return send_request(c, IPC_AUTH_PASSWORD, fields, ARRAY_SIZE(fields),
+			    cb, NULL, context);
+}
+
+struct auth_request *
+auth_web_login(struct auth_client *c, struct slice username,
+	       struct slice password, const char *remote_address,
+	       const char *user_agent, auth_login_callback *cb, void *context)
+{
+	const struct slice fields[] = {username, password,
+				       slice_cstr(remote_address),
+				       slice_cstr(user_agent)};
+	return send_request(c, IPC_WEB_LOGIN, fields, ARRAY_SIZE(fields), NULL,
+			    cb, context);
+}
+
+struct auth_request *auth_session_check(struct auth_client *c,
+					const uint8_t token[AUTH_TOKEN_SIZE],
+					auth_callback *cb, void *context)
+{
+	const struct slice fields[] = {slice_make(token, AUTH_TOKEN_SIZE)};
+	return send_request(c, IPC_SESSION_CHECK, fields, 1, cb, NULL, context);
+}
+
+struct auth_request *auth_session_revoke(struct auth_client *c,
+					 const uint8_t token[AUTH_TOKEN_SIZE],
+					 auth_callback *cb, void *context)
+{
+	const struct slice fields[] = {slice_make(token, AUTH_TOKEN_SIZE)};
+	return send_request(c, IPC_SESSION_REVOKE, fields, 1, cb, NULL,
+			    context);
 }
 
 void auth_request_cancel(struct auth_request *r)

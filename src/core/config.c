@@ -41,6 +41,8 @@ void config_defaults(struct config *cfg)
 	cfg->greet_pause_ms = CONFIG_DEFAULT_GREET_PAUSE_MS;
 	cfg->quota_bytes = CONFIG_DEFAULT_QUOTA;
 	cfg->greet_pause_loopback = false;
+	cfg->session_idle_seconds = CONFIG_DEFAULT_SESSION_IDLE;
+	cfg->session_lifetime_seconds = CONFIG_DEFAULT_SESSION_LIFETIME;
 	cfg->workers = 0;
 }
 
@@ -177,6 +179,14 @@ static const char *config_apply(struct config *cfg, const char *key,
 		if (parse_uint(value, 1024 * 1024, UINT64_C(1) << 50, &n) != 0)
 			return "expected bytes from 1048576 to 2^50";
 		cfg->quota_bytes = n;
+	} else if (strcmp(key, "http.session_idle") == 0) {
+		if (parse_uint(value, 10, 30 * 86400, &n) != 0)
+			return "expected seconds from 10 to 2592000";
+		cfg->session_idle_seconds = (unsigned)n;
+	} else if (strcmp(key, "http.session_lifetime") == 0) {
+		if (parse_uint(value, 10, 365 * 86400, &n) != 0)
+			return "expected seconds from 10 to 31536000";
+		cfg->session_lifetime_seconds = (unsigned)n;
 	} else if (strcmp(key, "workers") == 0) {
 		if (parse_uint(value, 0, CONFIG_MAX_WORKERS, &n) != 0)
 			return "expected a number from 0 (one per core) to 64";

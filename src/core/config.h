@@ -27,6 +27,8 @@ enum listener_kind {
 #define CONFIG_MAX_WORKERS		64
 #define CONFIG_DEFAULT_GREET_PAUSE_MS	500
 #define CONFIG_DEFAULT_QUOTA		(UINT64_C(10) << 30)
+#define CONFIG_DEFAULT_SESSION_IDLE	(4 * 3600)
+#define CONFIG_DEFAULT_SESSION_LIFETIME (7 * 86400)
 
 struct config {
 	char hostname[256];
@@ -46,6 +48,10 @@ struct config {
 	bool greet_pause_loopback;
 	unsigned workers; /* worker processes per protocol; 0: one per core */
 	uint64_t quota_bytes; /* storage per account (IMAP QUOTA) */
+	/* A webmail session ends after this long unused, and this long after
+	 * login in any case. */
+	unsigned session_idle_seconds;
+	unsigned session_lifetime_seconds;
 };
 
 /* The config key of a listener ("listen.smtp"). */

@@ -22,6 +22,15 @@ enum ipc_type {
 	IPC_AUTH_REPLY = 2,
 	/* worker -> master -> other workers: u64 account id, mailbox name */
 	IPC_NOTIFY_MAILBOX = 3,
+	/* http -> auth: username, password, remote address, user agent;
+	 * answered by IPC_AUTH_REPLY with a third field, the new session's
+	 * token (AUTH_TOKEN_SIZE bytes), when the password holds */
+	IPC_WEB_LOGIN = 4,
+	/* http -> auth: token; IPC_AUTH_REPLY (0 when the session is over) */
+	IPC_SESSION_CHECK = 5,
+	/* http -> auth: token; IPC_AUTH_REPLY with the account it belonged
+	 * to (0: there was no such session) */
+	IPC_SESSION_REVOKE = 6,
 };
 
 struct ipc_frame {

@@ -16,10 +16,22 @@ struct evhttp_request;
 #define HTTP_MAX_HEADERS_SIZE (16 * 1024)
 #define HTTP_MAX_BODY_SIZE    (64u * 1024 * 1024)
 #define HTTP_TIMEOUT_SECONDS  60
+/* Pages and API replies we make. */
+#define HTTP_MAX_REPLY_SIZE (64u * 1024 * 1024)
 /* How long the worker trusts its copy of the brands. */
 #define HTTP_BRAND_CACHE_SECONDS 2
 #define HTTP_BRAND_COOKIE	 "dijk_brand"
 #define HTTP_MAX_BRANDS		 256
+#define HTTP_SESSION_COOKIE	 "__Host-dijk_session"
+#define HTTP_CSRF_HEADER	 "X-Dijk-CSRF"
+#define HTTP_POOL_THREADS	 2
+/* base64url without padding of a session token and of its CSRF value */
+#define HTTP_TOKEN_TEXT_SIZE 44
+
+struct auth_client;
+struct auth_request;
+struct pool;
+struct evhttp_connection;
 
 /* A brand as the worker keeps it. */
 struct http_brand {
@@ -42,6 +54,8 @@ struct http_server {
 	struct http_brand *brands;
 	size_t brand_count;
 	time_t brands_loaded;
+	struct auth_client *auth;
+	struct pool *pool;
 	bool stopping;
 };
 
@@ -53,7 +67,63 @@ struct http_call {
 	bool loopback;
 	char path[1024];   /* decoded path of the request */
 	const char *query; /* raw query string, or NULL */
+	char remote[64];
+
+	/* A call kept past its handler (waiting for auth or the pool). */
+	bool kept;
+	bool gone; /* the client left: no reply, free when done */
+	bool busy; /* the pool runs work for it */
+	struct evhttp_connection *conn;
+	struct auth_request *auth;
+	/* The session, once checked. */
+	uint64_t account_id;
+	char address[STORE_MAX_ADDRESS];
+	uint8_t token[32];
+	/* The request body, copied for the pool. */
+	struct buf body;
+	/* What the pool computed for the reply. */
+	struct buf reply;
+	int reply_code;
+	void (*work)(struct http_call *c, struct store *store);
+	void (*next)(struct http_call *c);
+	bool check_csrf;
 };
+
+/* Copies c onto the heap for a reply sent later. When the client goes away
+ * meanwhile, the copy is marked gone (its auth request cancelled) and
+ * freed once nothing runs for it any more. */
+struct http_call *http_call_keep(const struct http_call *c);
+/* Frees a kept call after its reply was sent (or it is gone). */
+void http_call_free(struct http_call *c);
+/* Sends c->reply (JSON) with c->reply_code, and frees the kept call. */
+void http_call_finish(struct http_call *c);
+
+/* Requests of the webmail's own API (api.c): "/api/..." and "/jmap/...";
+ * false for other paths. */
+bool http_api_route(struct http_call *c);
+
+/* For a state-changing request: the Origin is ours (and Sec-Fetch-Site,
+ * when sent, says same-origin). */
+bool http_same_origin(struct http_call *c);
+
+/* The session of the request (its cookie), checked by the auth process;
+ * then next(c) runs with c->account_id set, or the request is answered 401.
+ * With csrf, the CSRF header must hold the session's value and the Origin
+ * must be ours (403 otherwise). Takes over c (kept). */
+void http_with_session(struct http_call *c, bool csrf,
+		       void (*next)(struct http_call *c));
+
+/* Runs work on the pool with the thread's store handle, then sends
+ * c->reply with c->reply_code as JSON. c must be kept. */
+void http_run_on_pool(struct http_call *c,
+		      void (*work)(struct http_call *c, struct store *store));
+
+/* The CSRF value of a session token (base64url, NUL-terminated). */
+void http_csrf_value(const uint8_t token[32], char out[HTTP_TOKEN_TEXT_SIZE]);
+
+/* The store handle of the calling pool thread. */
+struct store *http_thread_store(const char *data_dir);
+void http_thread_stores_close(void);
 
 /* The brands, reloaded when older than HTTP_BRAND_CACHE_SECONDS. With no
  * brand configured there is one built-in brand, "mail". */

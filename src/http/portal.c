@@ -118,7 +118,7 @@ static const char *ink_for(const char *color)
 static void send_brand_css(struct http_call *c, const struct http_brand *b)
 {
 	struct buf css;
-	buf_init(&css, 256);
+	buf_init(&css, HTTP_MAX_REPLY_SIZE);
 	buf_printf(&css, ":root {\n\t--brand: %s;\n\t--brand-ink: %s;\n}\n",
 		   b->color, ink_for(b->color));
 	http_send_buf(c, 200, "text/css; charset=utf-8", &css);
@@ -130,7 +130,7 @@ static void send_brands_css(struct http_call *c)
 {
 	struct http_server *server = c->server;
 	struct buf css;
-	buf_init(&css, 1024);
+	buf_init(&css, HTTP_MAX_REPLY_SIZE);
 	for (size_t i = 0; i < server->brand_count; i++) {
 		const struct http_brand *b = &server->brands[i];
 		buf_printf(
@@ -178,7 +178,7 @@ static void send_chooser(struct http_call *c)
 {
 	struct http_server *server = c->server;
 	struct buf page;
-	buf_init(&page, 4096);
+	buf_init(&page, HTTP_MAX_REPLY_SIZE);
 	buf_append_cstr(
 		&page,
 		"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
@@ -186,6 +186,7 @@ static void send_chooser(struct http_call *c)
 		"<meta name=\"viewport\" content=\"width=device-width,"
 		" initial-scale=1\">\n"
 		"<title>Choose your webmail</title>\n"
+		"<link rel=\"icon\" href=\"data:,\">\n"
 		"<link rel=\"stylesheet\" href=\"/static/style.css\">\n"
 		"<link rel=\"stylesheet\" href=\"/brands.css\">\n"
 		"</head>\n<body class=\"portal\">\n<main class=\"chooser\">\n"

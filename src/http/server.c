@@ -7,9 +7,12 @@
 
 #include "http/internal.h"
 
+#include "auth/auth.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "core/pool.h"
 #include "http/assets.h"
+#include "http/jmap.h"
 
 #include <ctype.h>
 #include <signal.h>
@@ -91,7 +94,7 @@ void http_send_buf(struct http_call *c, int code, const char *type,
 void http_send_error(struct http_call *c, int code, const char *text)
 {
 	struct buf b;
-	buf_init(&b, 256);
+	buf_init(&b, 1024);
 	buf_printf(&b, "%d ", code);
 	buf_append_cstr(&b, text);
 	buf_append_cstr(&b, "\n");
@@ -283,6 +286,7 @@ static void handle(struct evhttp_request *req, void *arg)
 	ev_uint16_t port = 0;
 	evhttp_connection_get_peer(conn, &peer, &port);
 	c.loopback = peer != NULL && is_loopback(peer);
+	snprintf(c.remote, sizeof(c.remote), "%s", peer ? peer : "");
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 	if (!parse_target(&c)) {
 		http_send_error(&c, 400, "Bad request target");
@@ -313,6 +317,8 @@ static void handle(struct evhttp_request *req, void *arg)
 		http_send_asset(&c, a);
 		return;
 	}
+	if (http_api_route(&c) || http_jmap_route(&c))
+		return;
 	if (http_portal_route(&c))
 		return;
 	http_send_error(&c, 404, "Not found");
@@ -397,6 +403,13 @@ int http_worker_run(const struct http_worker_params *p)
 		log_error("cannot open the store: %s", error);
 		return 1;
 	}
+	server->pool = pool_new(server->base, HTTP_POOL_THREADS);
+	char auth_path[256];
+	if (auth_socket_path(p->data_dir, auth_path, sizeof(auth_path)) != 0) {
+		log_error("data directory path too long for the auth socket");
+		return 1;
+	}
+	server->auth = auth_client_new(server->base, auth_path);
 	if (p->master_fd >= 0) {
 		w->master = bufferevent_socket_new(server->base, p->master_fd,
 						   BEV_OPT_CLOSE_ON_FREE);
@@ -441,6 +454,9 @@ int http_worker_run(const struct http_worker_params *p)
 	for (size_t i = 0; i < 2; i++)
 		if (w->http[i] != NULL)
 			evhttp_free(w->http[i]);
+	pool_free(&server->pool);
+	http_thread_stores_close();
+	auth_client_free(&server->auth);
 	event_free(term);
 	event_free(intr);
 	if (w->master != NULL)

@@ -77,6 +77,35 @@ int store_credentials_set_password(struct store_credentials *c,
 int store_credentials_get_password(struct store_credentials *c,
 				   uint64_t account_id, char **phc_r,
 				   const char **error_r);
+/* Webmail sessions, by the SHA-256 of their token (the token itself is
+ * never stored). */
+#define STORE_SESSION_HASH_SIZE 32
+struct store_session {
+	uint8_t hash[STORE_SESSION_HASH_SIZE];
+	uint64_t account_id;
+	time_t created, last_used;
+	char remote[64];
+	char user_agent[256];
+};
+int store_session_add(struct store_credentials *c,
+		      const struct store_session *session,
+		      const char **error_r);
+/* Returns 1 (found), 0 or -1. */
+int store_session_get(struct store_credentials *c,
+		      const uint8_t hash[STORE_SESSION_HASH_SIZE],
+		      struct store_session *session_r, const char **error_r);
+int store_session_touch(struct store_credentials *c,
+			const uint8_t hash[STORE_SESSION_HASH_SIZE], time_t now,
+			const char **error_r);
+/* Returns the number of sessions removed (0 or 1), or -1. */
+int store_session_delete(struct store_credentials *c,
+			 const uint8_t hash[STORE_SESSION_HASH_SIZE],
+			 const char **error_r);
+/* Removes sessions idle since before idle_before or created before
+ * created_before; returns how many, or -1. */
+int store_session_expire(struct store_credentials *c, time_t idle_before,
+			 time_t created_before, const char **error_r);
+/* Removes the account's password and sessions. */
 int store_credentials_delete(struct store_credentials *c, uint64_t account_id,
 			     const char **error_r);
 
@@ -206,6 +235,16 @@ struct store_mailbox {
 /* Looks a mailbox up by name. Returns 1 (found), 0 or -1. */
 int store_mailbox_get(struct store *s, uint64_t account_id, const char *name,
 		      struct store_mailbox *out, const char **error_r);
+/* JMAP's counts of a mailbox (RFC 8621 2): messages, those with neither
+ * \Seen nor \Draft, conversations with a message here, and those of them
+ * with an unread message (in any mailbox). */
+struct store_mailbox_counts {
+	uint64_t emails, unread_emails, threads, unread_threads;
+};
+int store_mailbox_counts(struct store *s, uint64_t account_id,
+			 uint64_t mailbox_id, struct store_mailbox_counts *out,
+			 const char **error_r);
+
 /* Claims the mailbox's messages below UID upto as recent (IMAP4rev1's
  * \Recent) for the calling session: *from_r gets the first UID no session
  * had claimed before, so the claim is [*from_r, upto) when *from_r < upto

@@ -64,7 +64,15 @@ static const char account_schema[] =
 	" in_reply_to TEXT,"
 	" refs_header TEXT,"
 	" has_attachment INTEGER NOT NULL DEFAULT 0,"
-	" text_complete INTEGER NOT NULL DEFAULT 1);"
+	" text_complete INTEGER NOT NULL DEFAULT 1,"
+	/* The conversation: the content id of its first message (NULL in
+	 * indexes from before threads: then the content's own id). */
+	" thread_id INTEGER);"
+	/* Every Message-ID seen in the account (a message's own, and those
+	 * it answers or refers to), with the thread it belongs to. */
+	"CREATE TABLE IF NOT EXISTS thread_ref ("
+	" message_id TEXT PRIMARY KEY,"
+	" thread_id INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS message ("
 	" id INTEGER PRIMARY KEY,"
 	" mailbox_id INTEGER NOT NULL REFERENCES mailbox(id),"
@@ -93,11 +101,13 @@ static const char account_schema[] =
 	" value INTEGER NOT NULL);"
 	"INSERT OR IGNORE INTO counter (name, value) VALUES ('modseq', 1);"
 	"INSERT OR IGNORE INTO counter (name, value) VALUES ('uidvalidity', 0);"
-	"PRAGMA user_version = 2;";
+	"PRAGMA user_version = 3;";
 
-/* From version 1 (no \Recent) to 2. */
+/* From version 1 (no \Recent) to 2, and from 2 (no threads) to 3. */
 static const char account_upgrade_1[] =
 	"ALTER TABLE mailbox ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;";
+static const char account_upgrade_2[] =
+	"ALTER TABLE content ADD COLUMN thread_id INTEGER;";
 
 static const struct {
 	const char *name;
@@ -131,6 +141,8 @@ static int account_init(struct store *s, sqlite3 *db)
 			: -1;
 	sqlite3_finalize(version);
 	if (v == 1 && store_exec(s, db, account_upgrade_1) != 0)
+		goto fail;
+	if ((v == 1 || v == 2) && store_exec(s, db, account_upgrade_2) != 0)
 		goto fail;
 	if (store_exec(s, db, account_schema) != 0)
 		goto fail;
@@ -367,6 +379,81 @@ static void bind_buf(sqlite3_stmt *st, int column, const struct buf *b)
 			  SQLITE_STATIC);
 }
 
+/* Puts a new message into its conversation: the thread of the first of
+ * its ids (its own Message-ID, then In-Reply-To, then References, latest
+ * first) that the account has seen, or a thread of its own; then records
+ * its ids for the messages to come. Threads only grow: a message never
+ * changes thread, as JMAP requires. */
+static int assign_thread(sqlite3 *db, sqlite3_int64 content,
+			 const struct content_meta *m)
+{
+	const struct buf *lists[] = {&m->message_id, &m->in_reply_to,
+				     &m->references};
+	sqlite3_stmt *find = NULL, *record = NULL, *set = NULL;
+	int ret = -1;
+	if (sqlite3_prepare_v2(db,
+			       "SELECT thread_id FROM thread_ref WHERE"
+			       " message_id = ?",
+			       -1, &find, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "INSERT OR IGNORE INTO thread_ref (message_id,"
+			       " thread_id) VALUES (?, ?)",
+			       -1, &record, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "UPDATE content SET thread_id = ? WHERE id = ?",
+			       -1, &set, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_int64 thread = 0;
+	for (size_t l = 0; l < ARRAY_SIZE(lists) && thread == 0; l++) {
+		const struct buf *b = lists[l];
+		/* References lists oldest first: look from the end. */
+		size_t end = b->n;
+		while (end > 0 && thread == 0) {
+			size_t start = end;
+			while (start > 0 && b->p[start - 1] != ' ')
+				start--;
+			if (end > start) {
+				sqlite3_reset(find);
+				sqlite3_bind_text(
+					find, 1, (const char *)b->p + start,
+					(int)(end - start), SQLITE_STATIC);
+				if (sqlite3_step(find) == SQLITE_ROW)
+					thread = sqlite3_column_int64(find, 0);
+			}
+			end = start > 0 ? start - 1 : 0;
+		}
+	}
+	if (thread == 0)
+		thread = content;
+	for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
+		const struct buf *b = lists[l];
+		for (size_t i = 0; i < b->n;) {
+			size_t j = i;
+			while (j < b->n && b->p[j] != ' ')
+				j++;
+			if (j > i) {
+				sqlite3_reset(record);
+				sqlite3_bind_text(record, 1,
+						  (const char *)b->p + i,
+						  (int)(j - i), SQLITE_STATIC);
+				sqlite3_bind_int64(record, 2, thread);
+				if (sqlite3_step(record) != SQLITE_DONE)
+					goto out;
+			}
+			i = j + 1;
+		}
+	}
+	sqlite3_bind_int64(set, 1, thread);
+	sqlite3_bind_int64(set, 2, content);
+	if (sqlite3_step(set) == SQLITE_DONE)
+		ret = 0;
+out:
+	sqlite3_finalize(find);
+	sqlite3_finalize(record);
+	sqlite3_finalize(set);
+	return ret;
+}
+
 /* Inserts the content row (with its cached data and full-text entry) of
  * one delivery in an account; returns its id or 0. */
 static sqlite3_int64 insert_content(struct store *s, sqlite3 *db,
@@ -432,7 +519,7 @@ static sqlite3_int64 insert_content(struct store *s, sqlite3 *db,
 	bind_buf(st, 6, &m->bcc);
 	bind_buf(st, 7, &m->subject);
 	bind_buf(st, 8, &m->fts_body);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	if (sqlite3_step(st) != SQLITE_DONE || assign_thread(db, id, m) != 0)
 		id = 0;
 out:
 	if (id == 0)

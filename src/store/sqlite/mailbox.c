@@ -1479,3 +1479,43 @@ int store_account_usage(struct store *s, uint64_t account_id, uint64_t *bytes_r,
 	}
 	return 0;
 }
+
+int store_mailbox_counts(struct store *s, uint64_t account_id,
+			 uint64_t mailbox_id, struct store_mailbox_counts *out,
+			 const char **error_r)
+{
+	sqlite3 *db = account(s, account_id, error_r);
+	if (db == NULL)
+		return -1;
+	sqlite3_stmt *st = prepare(
+		s, db,
+		"WITH here AS (SELECT m.flags, coalesce(c.thread_id, c.id) AS t"
+		" FROM message m JOIN content c ON c.id = m.content_id"
+		" WHERE m.mailbox_id = ?1),"
+		" unread AS (SELECT DISTINCT coalesce(c.thread_id, c.id) AS t"
+		" FROM message m JOIN content c ON c.id = m.content_id"
+		" WHERE m.flags & 17 = 0 AND coalesce(c.thread_id, c.id) IN"
+		" (SELECT t FROM here))"
+		" SELECT (SELECT count(*) FROM here),"
+		" (SELECT count(*) FROM here WHERE flags & 17 = 0),"
+		" (SELECT count(DISTINCT t) FROM here),"
+		" (SELECT count(*) FROM unread)");
+	if (st == NULL) {
+		*error_r = s->error;
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)mailbox_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->emails = (uint64_t)sqlite3_column_int64(st, 0);
+		out->unread_emails = (uint64_t)sqlite3_column_int64(st, 1);
+		out->threads = (uint64_t)sqlite3_column_int64(st, 2);
+		out->unread_threads = (uint64_t)sqlite3_column_int64(st, 3);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW) {
+		*error_r = store_db_error(s, db, "mailbox counts");
+		return -1;
+	}
+	return 0;
+}

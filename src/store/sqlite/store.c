@@ -45,11 +45,22 @@ static const char meta_schema[] =
 	" brand TEXT NOT NULL REFERENCES brand(name) ON DELETE CASCADE);"
 	"PRAGMA user_version = 1;";
 
-static const char credentials_schema[] = "CREATE TABLE IF NOT EXISTS password ("
-					 " account_id INTEGER PRIMARY KEY,"
-					 " phc TEXT NOT NULL,"
-					 " changed INTEGER NOT NULL);"
-					 "PRAGMA user_version = 1;";
+static const char credentials_schema[] =
+	"CREATE TABLE IF NOT EXISTS password ("
+	" account_id INTEGER PRIMARY KEY,"
+	" phc TEXT NOT NULL,"
+	" changed INTEGER NOT NULL);"
+	/* Webmail sessions: only the SHA-256 of each token is kept. */
+	"CREATE TABLE IF NOT EXISTS web_session ("
+	" hash BLOB PRIMARY KEY,"
+	" account_id INTEGER NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" last_used INTEGER NOT NULL,"
+	" remote TEXT NOT NULL,"
+	" user_agent TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS web_session_account ON"
+	" web_session (account_id);"
+	"PRAGMA user_version = 1;";
 
 /* Another process holds the write lock: wait briefly and retry. SQLite's
  * own busy timeout sleeps in steps of up to 100 ms, far longer than our
@@ -695,6 +706,10 @@ int store_credentials_get_password(struct store_credentials *c,
 	return -1;
 }
 
+static int session_exec(struct store_credentials *c, const char *sql,
+			const uint8_t *hash, int64_t a, int64_t b,
+			const char **error_r);
+
 int store_credentials_delete(struct store_credentials *c, uint64_t account_id,
 			     const char **error_r)
 {
@@ -712,5 +727,128 @@ int store_credentials_delete(struct store_credentials *c, uint64_t account_id,
 		*error_r = credentials_error(c, "delete credentials");
 		return -1;
 	}
+	return session_exec(c, "DELETE FROM web_session WHERE account_id = ?",
+			    NULL, (int64_t)account_id, -1, error_r) < 0
+		       ? -1
+		       : 0;
+}
+
+/* A one-statement change of auth.db; returns the number of rows changed
+ * or -1. */
+static int session_exec(struct store_credentials *c, const char *sql,
+			const uint8_t *hash, int64_t a, int64_t b,
+			const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		*error_r = credentials_error(c, "session");
+		return -1;
+	}
+	int n = 1;
+	if (hash != NULL)
+		sqlite3_bind_blob(st, n++, hash, STORE_SESSION_HASH_SIZE,
+				  SQLITE_STATIC);
+	if (a >= 0)
+		sqlite3_bind_int64(st, n++, a);
+	if (b >= 0)
+		sqlite3_bind_int64(st, n++, b);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = credentials_error(c, "session");
+		return -1;
+	}
+	return sqlite3_changes(c->db);
+}
+
+int store_session_add(struct store_credentials *c,
+		      const struct store_session *session, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(c->db,
+			       "INSERT INTO web_session (hash, account_id,"
+			       " created, last_used, remote, user_agent)"
+			       " VALUES (?, ?, ?, ?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = credentials_error(c, "session add");
+		return -1;
+	}
+	sqlite3_bind_blob(st, 1, session->hash, STORE_SESSION_HASH_SIZE,
+			  SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)session->account_id);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)session->created);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)session->last_used);
+	sqlite3_bind_text(st, 5, session->remote, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, session->user_agent, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = credentials_error(c, "session add");
+		return -1;
+	}
 	return 0;
+}
+
+int store_session_get(struct store_credentials *c,
+		      const uint8_t hash[STORE_SESSION_HASH_SIZE],
+		      struct store_session *session_r, const char **error_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(c->db,
+			       "SELECT account_id, created, last_used, remote,"
+			       " user_agent FROM web_session WHERE hash = ?",
+			       -1, &st, NULL) != SQLITE_OK) {
+		*error_r = credentials_error(c, "session get");
+		return -1;
+	}
+	sqlite3_bind_blob(st, 1, hash, STORE_SESSION_HASH_SIZE, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		memset(session_r, 0, sizeof(*session_r));
+		memcpy(session_r->hash, hash, STORE_SESSION_HASH_SIZE);
+		session_r->account_id = (uint64_t)sqlite3_column_int64(st, 0);
+		session_r->created = (time_t)sqlite3_column_int64(st, 1);
+		session_r->last_used = (time_t)sqlite3_column_int64(st, 2);
+		snprintf(session_r->remote, sizeof(session_r->remote), "%s",
+			 sqlite3_column_text(st, 3));
+		snprintf(session_r->user_agent, sizeof(session_r->user_agent),
+			 "%s", sqlite3_column_text(st, 4));
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	*error_r = credentials_error(c, "session get");
+	return -1;
+}
+
+int store_session_touch(struct store_credentials *c,
+			const uint8_t hash[STORE_SESSION_HASH_SIZE], time_t now,
+			const char **error_r)
+{
+	return session_exec(c,
+			    "UPDATE web_session SET last_used = ?2"
+			    " WHERE hash = ?1",
+			    hash, (int64_t)now, -1, error_r) < 0
+		       ? -1
+		       : 0;
+}
+
+int store_session_delete(struct store_credentials *c,
+			 const uint8_t hash[STORE_SESSION_HASH_SIZE],
+			 const char **error_r)
+{
+	return session_exec(c, "DELETE FROM web_session WHERE hash = ?", hash,
+			    -1, -1, error_r);
+}
+
+int store_session_expire(struct store_credentials *c, time_t idle_before,
+			 time_t created_before, const char **error_r)
+{
+	return session_exec(c,
+			    "DELETE FROM web_session WHERE last_used < ?"
+			    " OR created < ?",
+			    NULL, (int64_t)idle_before, (int64_t)created_before,
+			    error_r);
 }
