@@ -1545,6 +1545,32 @@ static void write_attribute(struct walker *w, const char *name,
 	buf_append_cstr(w->out, "\"");
 }
 
+/* Decides an image source: returns whether it is kept, and the URL to
+ * write in *url_r. */
+static bool image_source(struct walker *w, const char *raw, struct slice *url_r)
+{
+	if (!url_normalize(raw, &w->url))
+		return false;
+	struct slice url = buf_slice(&w->url), scheme = url_scheme(url);
+	*url_r = url;
+	if (slice_eq_ci(scheme, "cid")) {
+		if (w->opt->resolve_cid == NULL)
+			return false;
+		const char *to = w->opt->resolve_cid(
+			(const char *)url.p + 4, url.n - 4, w->opt->context);
+		if (to == NULL)
+			return false;
+		*url_r = slice_cstr(to);
+		return true;
+	}
+	if (slice_eq_ci(scheme, "http") || slice_eq_ci(scheme, "https")) {
+		if (!w->opt->remote_images)
+			w->result->remote_images_blocked++;
+		return w->opt->remote_images;
+	}
+	return data_image_allowed(url);
+}
+
 /* Writes the allowed attributes of an element; returns whether an <a>
  * kept its href. */
 static bool write_attributes(struct walker *w, const GumboElement *e)
@@ -1554,40 +1580,30 @@ static bool write_attributes(struct walker *w, const GumboElement *e)
 		const GumboAttribute *a = e->attributes.data[i];
 		const struct attribute_rule *rule = attribute_rule(e->tag, a);
 		struct slice value = slice_cstr(a->value);
-		bool keep = rule != NULL;
-		if (keep && rule->kind == ATTRIBUTE_HREF) {
+		if (rule == NULL) {
+			w->result->removed_attributes++;
+			continue;
+		}
+		bool keep = true;
+		switch (rule->kind) {
+		case ATTRIBUTE_PLAIN:
+			break;
+		case ATTRIBUTE_HREF:
 			keep = url_normalize(a->value, &w->url) &&
 			       href_allowed(buf_slice(&w->url));
 			value = buf_slice(&w->url);
 			href = keep;
-		} else if (keep && rule->kind == ATTRIBUTE_SRC) {
-			keep = url_normalize(a->value, &w->url);
-			value = buf_slice(&w->url);
-			struct slice scheme = url_scheme(value);
-			if (!keep) {
-			} else if (slice_eq_ci(scheme, "cid")) {
-				const char *to = NULL;
-				if (w->opt->resolve_cid != NULL)
-					to = w->opt->resolve_cid(
-						(const char *)value.p + 4,
-						value.n - 4, w->opt->context);
-				keep = to != NULL;
-				if (keep)
-					value = slice_cstr(to);
-			} else if (slice_eq_ci(scheme, "http") ||
-				   slice_eq_ci(scheme, "https")) {
-				keep = w->opt->remote_images;
-				if (!keep)
-					w->result->remote_images_blocked++;
-			} else {
-				keep = data_image_allowed(value);
-			}
-		} else if (keep && rule->kind == ATTRIBUTE_STYLE) {
+			break;
+		case ATTRIBUTE_SRC:
+			keep = image_source(w, a->value, &value);
+			break;
+		case ATTRIBUTE_STYLE:
 			buf_reset(&w->css);
 			keep = css_declarations(value, &w->css, &w->scratch) >
 				       0 &&
 			       !buf_overflowed(&w->css);
 			value = buf_slice(&w->css);
+			break;
 		}
 		if (!keep) {
 			w->result->removed_attributes++;

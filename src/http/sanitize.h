@@ -63,9 +63,16 @@
  * (e.g. https: with remote_images, or data:image/png). To get there, an
  * element that a browser would move when parsing the output (a <div> inside
  * a <p>, an <a> inside an <a>, an <li> inside an <li>, an <h2> right inside
- * an <h1>, table parts outside their table) is unwrapped, and text leaves
- * no control character, no CR and no invalid UTF-8 (they become U+FFFD or
- * LF).
+ * an <h1>, table parts outside their table) is unwrapped, <pre> is
+ * followed by a newline of ours (a parser drops the first), whitespace and
+ * a byte order mark are dropped at the very start, and text leaves no
+ * control character, no CR and no invalid UTF-8 (they become U+FFFD or
+ * LF). The one exception: a second pass may run out of its CPU time (see
+ * the limits), which no output of a few MiB comes near.
+ *
+ * Links open with target="_blank": inside the sandboxed iframe they need
+ * allow-popups and allow-popups-to-escape-sandbox (neither lets script
+ * run).
  */
 #ifndef DIJK_HTTP_SANITIZE_H
 #define DIJK_HTTP_SANITIZE_H
@@ -117,9 +124,10 @@ struct sanitize_result {
 	const char *error;
 };
 
-/* Sanitizes UTF-8 HTML (a whole document or a fragment) and appends the
- * content of its body, as a fragment to put inside <body>, to out. opt may
- * be NULL (no remote images, no cid: images); result may be NULL.
+/* Sanitizes HTML (a whole document or a fragment, converted to UTF-8 by
+ * the caller: invalid UTF-8 becomes U+FFFD) and appends the content of its
+ * body, as a fragment to put inside <body>, to out. opt may be NULL (no
+ * remote images, no cid: images); result may be NULL.
  *
  * Returns 0, or -1 when a limit above is crossed, when the output would
  * not pass the checks of the input itself (over SANITIZE_MAX_INPUT bytes

@@ -420,6 +420,9 @@ static const struct {
 	 "<img alt=\"a\" width=\"10\" height=\"20\" border=\"0\" hspace=\"1\" "
 	 "vspace=\"2\" align=\"left\">",
 	 0},
+	{"<div colspan=2 start=1 reversed type=x span=2 datetime=x open "
+	 "value=1 noshade nowrap>d</div>",
+	 "<div>d</div>", 0},
 	{"<span href=https://x.example/ src=https://x.example/>s</span>",
 	 "<span>s</span>", 0},
 	{"<p dir=rtl lang=ar><bdo dir=ltr>b</bdo></p>",
@@ -466,6 +469,8 @@ static const struct {
 	 "src=cid:other@example>",
 	 "<img src=\"" CID_URL "\"><img src=\"" CID_URL "\"><img>", CID},
 	{"<img src=cid:logo@example>", "<img>", 0},
+	{"<img src=\" cid:logo@example\n\"><img src=cid:><img src=cid>",
+	 "<img src=\"" CID_URL "\"><img><img>", CID},
 	{"<img src=\"data:image/png;base64,iVBORw0KGgo=\"><img "
 	 "src=\"DATA:IMAGE/JPEG;BASE64,/9j/4A==\"><img "
 	 "src=\"data:image/gif;base64,R0lG\"><img "
@@ -579,6 +584,17 @@ static const struct {
 	 "<ul><li>a<ul><li>b</li></ul></li>"
 	 "</ul>",
 	 0},
+	{"<p><marquee><h1>t</h1></marquee></p>", "<p>t</p>", 0},
+	{"<a href=https://a/>x<a href=https://b/>y</a>",
+	 "<a href=\"https://a/\" target=\"_blank\" rel=\"noopener "
+	 "noreferrer\">x</a><a href=\"https://b/\" target=\"_blank\" "
+	 "rel=\"noopener noreferrer\">y</a>",
+	 0},
+	{"<table><style>td{color:red}</style><tr> <td>x</td> </tr></table>",
+	 "<table><style>td { color: red }\n</style><tbody><tr> <td>x</td> "
+	 "</tr></tbody></table>",
+	 0},
+	{"<html><body>a</body></html>b<p>c", "ab<p>c</p>", 0},
 	{"<dl><dt>a<fieldset><dd>b</dd></fieldset></dl>",
 	 "<dl><dt>ab</dt>"
 	 "</dl>",

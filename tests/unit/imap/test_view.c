@@ -80,11 +80,13 @@ static void expunge(uint64_t mailbox, uint32_t uid)
 /* What the session was sent since the last call, as a string. */
 static bool sent(struct imap_session *s, const char *expected)
 {
+	/* Nothing sent may mean no buffer at all yet. */
+	const char *text = s->out.n ? (const char *)s->out.p : "";
 	bool same = s->out.n == strlen(expected) &&
-		    memcmp(s->out.p, expected, s->out.n) == 0;
+		    memcmp(text, expected, s->out.n) == 0;
 	if (!same)
 		fprintf(stderr, "sent:     \"%.*s\"\nexpected: \"%s\"\n",
-			(int)s->out.n, (const char *)s->out.p, expected);
+			(int)s->out.n, text, expected);
 	s->out.n = 0;
 	return same;
 }
