@@ -4,8 +4,10 @@
  * for long. Gumbo parses with an allocator of ours that keeps every block
  * on a list and charges it to a budget of memory and CPU time; when the
  * budget is spent it leaves the parse with longjmp (Gumbo keeps no state
- * but that memory, and has no way to fail an allocation). A walk over the
- * tree with an explicit stack writes the output from the allowlists.
+ * but that memory, and has no way to fail an allocation). The same way out
+ * serves when one of Gumbo's assertions fails (Debian builds it with them):
+ * a SIGABRT handler jumps back while the thread is inside Gumbo. A walk over
+ * the tree with an explicit stack writes the output from the allowlists.
  * Finally every block is freed from the list: gumbo_destroy_output recurses
  * once per level of the tree, which a deep document turns into a stack
  * overflow on a small thread stack. */
@@ -14,7 +16,9 @@
 #include "http/sanitize.h"
 
 #include <gumbo.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <time.h>
 
 /* ---- characters ---- */
@@ -325,9 +329,49 @@ struct arena {
 	size_t live;
 	size_t calls;
 	struct timespec start;
+	/* In malloc or free, which may hold a lock: no jumping out. */
+	bool in_libc;
 	const char *error;
-	jmp_buf escape;
+	sigjmp_buf escape;
 };
+
+/* The arena of the parse that runs on this thread, if any. */
+static _Thread_local struct arena *parsing;
+static struct sigaction previous_abort;
+static pthread_once_t abort_handler_once = PTHREAD_ONCE_INIT;
+
+/* Gumbo's failed assertions call abort(), which raises SIGABRT with no lock
+ * held (glibc releases its own first). Inside Gumbo, whose only state is
+ * the arena, the parse is abandoned like one that ran out of budget. Any
+ * other abort goes to the handler that was there before, or on to end the
+ * process. */
+static void on_abort(int number, siginfo_t *info, void *context)
+{
+	struct arena *a = parsing;
+	if (a != NULL && !a->in_libc) {
+		parsing = NULL;
+		a->error = "the HTML parser failed";
+		siglongjmp(a->escape, 1);
+	}
+	if (previous_abort.sa_flags & SA_SIGINFO) {
+		if (previous_abort.sa_sigaction != NULL)
+			previous_abort.sa_sigaction(number, info, context);
+	} else if (previous_abort.sa_handler != SIG_DFL &&
+		   previous_abort.sa_handler != SIG_IGN) {
+		previous_abort.sa_handler(number);
+	}
+}
+
+static void install_abort_handler(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_abort;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGABRT, &sa, &previous_abort) != 0)
+		memset(&previous_abort, 0, sizeof(previous_abort));
+}
 
 static long cpu_ms_since(const struct timespec *start)
 {
@@ -341,7 +385,8 @@ static long cpu_ms_since(const struct timespec *start)
 static _Noreturn void arena_escape(struct arena *a, const char *error)
 {
 	a->error = error;
-	longjmp(a->escape, 1);
+	parsing = NULL;
+	siglongjmp(a->escape, 1);
 }
 
 /* Every token Gumbo reads allocates, so checking the clock every 256 calls
@@ -355,7 +400,9 @@ static void *arena_alloc(void *userdata, size_t size)
 	if (++a->calls % 256 == 0 &&
 	    cpu_ms_since(&a->start) > SANITIZE_MAX_PARSE_MS)
 		arena_escape(a, "the parse takes too long");
+	a->in_libc = true;
 	struct block *b = malloc(BLOCK_HEADER + size);
+	a->in_libc = false;
 	if (b == NULL)
 		arena_escape(a, "out of memory");
 	b->size = size;
@@ -381,7 +428,9 @@ static void arena_free(void *userdata, void *p)
 	if (b->next != NULL)
 		b->next->prev = b->prev;
 	a->live -= BLOCK_HEADER + b->size;
+	a->in_libc = true;
 	free(b);
+	a->in_libc = false;
 }
 
 static void arena_release(struct arena *a)
@@ -394,9 +443,9 @@ static void arena_release(struct arena *a)
 	a->live = 0;
 }
 
-/* Returns the parse, or NULL (a->error set) when the budget ran out. The
- * arena lives in the caller's frame, so nothing here is changed between
- * setjmp and longjmp. */
+/* Returns the parse, or NULL (a->error set) when the budget ran out or
+ * Gumbo failed. The arena lives in the caller's frame, so nothing here is
+ * changed between sigsetjmp and siglongjmp. */
 static GumboOutput *parse(struct arena *a, const uint8_t *html, size_t len)
 {
 	GumboOptions options = kGumboDefaultOptions;
@@ -405,12 +454,16 @@ static GumboOutput *parse(struct arena *a, const uint8_t *html, size_t len)
 	options.userdata = a;
 	/* Errors are not wanted: recording them costs memory. */
 	options.max_errors = 0;
+	pthread_once(&abort_handler_once, install_abort_handler);
 	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a->start) != 0)
 		memset(&a->start, 0, sizeof(a->start));
-	if (setjmp(a->escape) != 0)
+	if (sigsetjmp(a->escape, 1) != 0)
 		return NULL;
-	return gumbo_parse_with_options(&options,
-					len > 0 ? (const char *)html : "", len);
+	parsing = a;
+	GumboOutput *output = gumbo_parse_with_options(
+		&options, len > 0 ? (const char *)html : "", len);
+	parsing = NULL;
+	return output;
 }
 
 /* ---- elements ---- */

@@ -137,8 +137,11 @@ struct sanitize_result {
  * text/plain alternative or a download) and result->error says why; the
  * counts are zero. Never fails on malformed HTML.
  *
- * Does not keep pointers to html or out after returning; uses no global
- * state and may run on several threads at once. */
+ * Does not keep pointers to html or out after returning, and may run on
+ * several threads at once. The first call installs a SIGABRT handler that
+ * turns a failed assertion inside Gumbo (some input triggers them) into
+ * -1; any other abort goes to the handler installed before, or ends the
+ * process as usual. */
 int html_sanitize(const uint8_t *html, size_t len,
 		  const struct sanitize_options *opt, struct buf *out,
 		  struct sanitize_result *result);

@@ -161,8 +161,9 @@ def test_smtp_crash_loop_does_not_kill_master(dijk_factory):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_whole_family(dijk_factory, sig):
     d = dijk_factory("stop", {"workers": "2"})
-    kids = descendants(d.proc.pid)
-    assert len(kids) == 7  # auth, 2 smtp, 2 imap, 2 http
+    # auth, 2 smtp, 2 imap, 2 http (the last may still be starting)
+    kids = wait_until(lambda: (k := descendants(d.proc.pid)) and len(k) == 7 and k,
+                      10, what="seven children")
     sock_path = d.data / "run" / "auth.sock"
     assert sock_path.exists()
     ports = (d.smtp_port, d.submission_port, d.submissions_port,
@@ -190,8 +191,8 @@ def test_signal_stops_whole_family(dijk_factory, sig):
 def test_kill9_master_alone_children_follow(dijk_factory):
     """A master killed -9 leaves no orphans serving or lingering."""
     d = dijk_factory("orphans", {"workers": "2"})
-    kids = family(d)
-    assert len(kids) == 7  # auth, 2 smtp, 2 imap, 2 http
+    kids = wait_until(lambda: (f := family(d)) and len(f) == 7 and f, 10,
+                      what="seven children")  # auth, 2 smtp, 2 imap, 2 http
     os.kill(d.proc.pid, signal.SIGKILL)
     assert d.stop() == -signal.SIGKILL
     try:

@@ -17,6 +17,9 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <gumbo.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ---- helpers ---- */
 
@@ -810,6 +813,54 @@ static void test_limits(void)
 	buf_free(&again);
 }
 
+/* ---- Gumbo's assertions ---- */
+
+/* Found by the fuzz target: Gumbo 0.10.1 asserts in handle_in_body when
+ * </body> meets the stack that templates in foreign content leave. */
+static const char *const gumbo_asserts[] = {
+	"<svg><tfoot><foreignObject><template></template><td><tbody><p>"
+	"<template></template></body>",
+	"<math><tfoot><mi><template></template><td><tbody><p><template>"
+	"</template></body>",
+};
+
+static void test_gumbo_asserts(void)
+{
+	struct buf out;
+	buf_init(&out, 1 << 20);
+	for (size_t i = 0; i < ARRAY_SIZE(gumbo_asserts); i++) {
+		struct sanitize_result r;
+		buf_reset(&out);
+		buf_append_cstr(&out, "kept");
+		struct sanitize_options opt = {0};
+		CHECK_CASE(html_sanitize((const uint8_t *)gumbo_asserts[i],
+					 strlen(gumbo_asserts[i]), &opt, &out,
+					 &r) == -1,
+			   i, gumbo_asserts[i]);
+		CHECK_CASE(r.error != NULL && strstr(r.error, "parser") != NULL,
+			   i, gumbo_asserts[i]);
+		CHECK_CASE(strcmp(buf_cstr(&out), "kept") == 0, i,
+			   gumbo_asserts[i]);
+		/* And the next call works as before. */
+		CHECK(sanitize(slice_cstr("<b>x</b>"), 0, &out, &r) == 0);
+		CHECK(strcmp(buf_cstr(&out), "<b>x</b>") == 0);
+	}
+	/* Outside Gumbo an abort still ends the process. */
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct buf b;
+		buf_init(&b, 1 << 10);
+		html_sanitize((const uint8_t *)"x", 1, NULL, &b, NULL);
+		abort();
+	}
+	int status = 0;
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+	buf_free(&out);
+}
+
 /* ---- the hostile corpus ---- */
 
 static const char *hostile_dir(void)
@@ -955,6 +1006,7 @@ int main(int argc, char **argv)
 	test_cases();
 	test_counts();
 	test_hostile();
+	test_gumbo_asserts();
 	test_limits();
 	return unit_result("http_sanitize");
 }
