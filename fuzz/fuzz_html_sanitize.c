@@ -237,10 +237,11 @@ static const char *unsafe(struct slice html, bool remote)
 	struct {
 		const GumboNode *node;
 		size_t depth;
-	} *stack = xmalloc(sizeof(*stack) * 8192);
-	size_t n = 0;
+	} *stack = NULL;
+	size_t n = 0, cap = 0;
 	const GumboVector *top = &parsed->document->v.document.children;
 	for (unsigned i = 0; i < top->length && why == NULL; i++) {
+		stack = xrealloc(stack, sizeof(*stack) * (cap = 64));
 		stack[0].node = top->data[i];
 		stack[0].depth = 1;
 		n = 1;
@@ -261,11 +262,11 @@ static const char *unsafe(struct slice html, bool remote)
 			}
 			why = check_element(node, remote);
 			const GumboVector *c = &node->v.element.children;
+			if (n + c->length > cap) {
+				cap = (n + c->length) * 2;
+				stack = xrealloc(stack, sizeof(*stack) * cap);
+			}
 			for (unsigned k = 0; k < c->length; k++) {
-				if (n == 8192) {
-					why = "too wide to check";
-					break;
-				}
 				stack[n].node = c->data[k];
 				stack[n].depth = depth + 1;
 				n++;

@@ -167,8 +167,11 @@ static void session_check(struct authd_job *job, struct store *store,
 			log_error("session: %s", error);
 		return;
 	}
-	/* Use within a minute of the last one is not worth a write. */
-	if (now - session.last_used >= 60 &&
+	/* Use soon after the last one is not worth a write: within a minute,
+	 * or a quarter of the idle time when that is shorter (so that a
+	 * session in use never looks idle). */
+	time_t skip = d->session_idle / 4 < 60 ? d->session_idle / 4 : 60;
+	if (now - session.last_used >= skip &&
 	    store_session_touch(credentials, hash, now, &error) != 0)
 		log_error("session: %s", error);
 	job->account_id = session.account_id;

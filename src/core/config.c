@@ -180,12 +180,12 @@ static const char *config_apply(struct config *cfg, const char *key,
 			return "expected bytes from 1048576 to 2^50";
 		cfg->quota_bytes = n;
 	} else if (strcmp(key, "http.session_idle") == 0) {
-		if (parse_uint(value, 10, 30 * 86400, &n) != 0)
-			return "expected seconds from 10 to 2592000";
+		if (parse_uint(value, 5, 30 * 86400, &n) != 0)
+			return "expected seconds from 5 to 2592000";
 		cfg->session_idle_seconds = (unsigned)n;
 	} else if (strcmp(key, "http.session_lifetime") == 0) {
-		if (parse_uint(value, 10, 365 * 86400, &n) != 0)
-			return "expected seconds from 10 to 31536000";
+		if (parse_uint(value, 5, 365 * 86400, &n) != 0)
+			return "expected seconds from 5 to 31536000";
 		cfg->session_lifetime_seconds = (unsigned)n;
 	} else if (strcmp(key, "workers") == 0) {
 		if (parse_uint(value, 0, CONFIG_MAX_WORKERS, &n) != 0)

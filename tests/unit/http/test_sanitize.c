@@ -290,10 +290,11 @@ static const char *unsafe(struct slice html, bool remote)
 	struct {
 		const GumboNode *node;
 		size_t depth;
-	} *stack = xmalloc(sizeof(*stack) * 4096);
-	size_t n = 0;
+	} *stack = NULL;
+	size_t n = 0, cap = 0;
 	const GumboVector *top = &parsed->document->v.document.children;
 	for (unsigned i = 0; i < top->length && why == NULL; i++) {
+		stack = xrealloc(stack, sizeof(*stack) * (cap = 64));
 		stack[0].node = top->data[i];
 		stack[0].depth = 1;
 		n = 1;
@@ -314,7 +315,11 @@ static const char *unsafe(struct slice html, bool remote)
 			}
 			why = check_element(node, remote);
 			const GumboVector *c = &node->v.element.children;
-			for (unsigned k = 0; k < c->length && n < 4096; k++) {
+			if (n + c->length > cap) {
+				cap = (n + c->length) * 2;
+				stack = xrealloc(stack, sizeof(*stack) * cap);
+			}
+			for (unsigned k = 0; k < c->length; k++) {
 				stack[n].node = c->data[k];
 				stack[n].depth = depth + 1;
 				n++;
@@ -737,6 +742,7 @@ static void test_limits(void)
 	repeat(&in, "<br>", SANITIZE_MAX_TAGS);
 	CHECK(sanitize(buf_slice(&in), 0, &out, &r) == 0);
 	CHECK(out.n == 4u * SANITIZE_MAX_TAGS);
+	CHECK(unsafe(buf_slice(&out), false) == NULL);
 
 	/* Attributes of one tag: the limit counts wherever a tag may start,
 	 * even inside another tag's quotes. */
