@@ -13,7 +13,6 @@
 #include "core/log.h"
 #include "core/pool.h"
 
-#include <pthread.h>
 #include <sodium.h>
 
 #include <event2/buffer.h>
@@ -200,39 +199,10 @@ void http_with_session(struct http_call *c, bool csrf,
 
 /* ---- Pool ---- */
 
-static struct store *thread_stores[HTTP_POOL_THREADS];
-static size_t thread_store_count;
-static pthread_mutex_t thread_store_lock = PTHREAD_MUTEX_INITIALIZER;
-static __thread struct store **thread_store;
-
-struct store *http_thread_store(const char *data_dir)
-{
-	if (thread_store == NULL) {
-		pthread_mutex_lock(&thread_store_lock);
-		DIJK_ASSERT(thread_store_count < HTTP_POOL_THREADS);
-		thread_store = &thread_stores[thread_store_count++];
-		pthread_mutex_unlock(&thread_store_lock);
-	}
-	if (*thread_store == NULL) {
-		const char *error;
-		*thread_store = store_open(data_dir, &error);
-		if (*thread_store == NULL)
-			dijk_panic("http: cannot open the store: %s", error);
-	}
-	return *thread_store;
-}
-
-void http_thread_stores_close(void)
-{
-	for (size_t i = 0; i < thread_store_count; i++)
-		store_close(&thread_stores[i]);
-	thread_store_count = 0;
-}
-
 static void pool_work(void *arg)
 {
 	struct http_call *c = arg;
-	c->work(c, http_thread_store(c->server->data_dir));
+	c->work(c, store_thread_handle(c->server->data_dir));
 }
 
 static void pool_done(void *arg)

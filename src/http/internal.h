@@ -121,9 +121,6 @@ void http_run_on_pool(struct http_call *c,
 /* The CSRF value of a session token (base64url, NUL-terminated). */
 void http_csrf_value(const uint8_t token[32], char out[HTTP_TOKEN_TEXT_SIZE]);
 
-/* The store handle of the calling pool thread. */
-struct store *http_thread_store(const char *data_dir);
-void http_thread_stores_close(void);
 
 /* The brands, reloaded when older than HTTP_BRAND_CACHE_SECONDS. With no
  * brand configured there is one built-in brand, "mail". */

@@ -455,7 +455,7 @@ int http_worker_run(const struct http_worker_params *p)
 		if (w->http[i] != NULL)
 			evhttp_free(w->http[i]);
 	pool_free(&server->pool);
-	http_thread_stores_close();
+	store_thread_handles_close();
 	auth_client_free(&server->auth);
 	event_free(term);
 	event_free(intr);

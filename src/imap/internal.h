@@ -197,9 +197,6 @@ int imap_view_wake(struct view *v, struct store *store, uint64_t account_id,
 /* Frees the view (when a mailbox is closed). */
 void imap_view_free(struct view **v);
 
-/* The store handle of the calling pool thread. */
-struct store *imap_thread_store(const char *data_dir);
-void imap_thread_stores_close(void);
 
 /* Tells other sessions (in this and other workers) that the account's
  * mailboxes changed. Called on the loop. */

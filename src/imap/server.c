@@ -11,7 +11,6 @@
 #include "core/log.h"
 #include "core/pool.h"
 
-#include <pthread.h>
 #include <signal.h>
 
 #include <event2/buffer.h>
@@ -25,37 +24,6 @@ void imap_session_start(struct imap_server *server, bool imaps, int fd,
 			const struct sockaddr *sa);
 void imap_session_wake(struct imap_session *s);
 void imap_sessions_shutdown(struct imap_server *server);
-
-/* ---- Store handles of the pool threads ---- */
-
-static struct store *thread_stores[IMAP_POOL_THREADS];
-static size_t thread_store_count;
-static pthread_mutex_t thread_store_lock = PTHREAD_MUTEX_INITIALIZER;
-static __thread struct store **thread_store;
-
-struct store *imap_thread_store(const char *data_dir)
-{
-	if (thread_store == NULL) {
-		pthread_mutex_lock(&thread_store_lock);
-		DIJK_ASSERT(thread_store_count < IMAP_POOL_THREADS);
-		thread_store = &thread_stores[thread_store_count++];
-		pthread_mutex_unlock(&thread_store_lock);
-	}
-	if (*thread_store == NULL) {
-		const char *error;
-		*thread_store = store_open(data_dir, &error);
-		if (*thread_store == NULL)
-			dijk_panic("imap: cannot open the store: %s", error);
-	}
-	return *thread_store;
-}
-
-void imap_thread_stores_close(void)
-{
-	for (size_t i = 0; i < thread_store_count; i++)
-		store_close(&thread_stores[i]);
-	thread_store_count = 0;
-}
 
 /* ---- Notifications ---- */
 
@@ -215,7 +183,7 @@ int imap_worker_run(const struct imap_worker_params *p)
 	event_base_dispatch(server->base);
 
 	pool_free(&server->pool);
-	imap_thread_stores_close();
+	store_thread_handles_close();
 	for (size_t i = 0; i < 2; i++)
 		if (w->listeners[i] != NULL)
 			evconnlistener_free(w->listeners[i]);

@@ -207,7 +207,7 @@ static void send_capability(struct imap_session *s)
 static void command_work(void *arg)
 {
 	struct imap_session *s = arg;
-	struct store *store = imap_thread_store(s->server->data_dir);
+	struct store *store = store_thread_handle(s->server->data_dir);
 	imap_execute(s, store);
 }
 

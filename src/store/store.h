@@ -119,6 +119,13 @@ enum store_flag {
 };
 #define STORE_FLAGS_ALL 0x1f
 
+/* The calling thread's own store handle, opened on first use (a pool
+ * thread's; handles are not shared between threads). Panics when the store
+ * cannot be opened. */
+struct store *store_thread_handle(const char *data_dir);
+/* Closes every thread's handle: once the pool threads have stopped. */
+void store_thread_handles_close(void);
+
 /* Webmail brands. A brand is a look (display name, colour, logo) and the
  * domains whose users log in through it. */
 #define STORE_MAX_BRAND_NAME	32
