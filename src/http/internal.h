@@ -121,7 +121,6 @@ void http_run_on_pool(struct http_call *c,
 /* The CSRF value of a session token (base64url, NUL-terminated). */
 void http_csrf_value(const uint8_t token[32], char out[HTTP_TOKEN_TEXT_SIZE]);
 
-
 /* The brands, reloaded when older than HTTP_BRAND_CACHE_SECONDS. With no
  * brand configured there is one built-in brand, "mail". */
 void http_brands_refresh(struct http_server *server);

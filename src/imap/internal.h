@@ -197,7 +197,6 @@ int imap_view_wake(struct view *v, struct store *store, uint64_t account_id,
 /* Frees the view (when a mailbox is closed). */
 void imap_view_free(struct view **v);
 
-
 /* Tells other sessions (in this and other workers) that the account's
  * mailboxes changed. Called on the loop. */
 void imap_server_notify(struct imap_server *server, uint64_t account_id,
