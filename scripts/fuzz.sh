@@ -33,7 +33,7 @@ declare -A sources=(
 	[config]="src/core/config.c src/core/util.c src/core/log.c"
 	[base64]="src/core/base64.c src/core/util.c src/core/log.c"
 	[ipc]="src/core/ipc.c src/core/buf.c src/core/util.c src/core/log.c"
-	[html_sanitize]="src/http/sanitize.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
+	[html_sanitize]="src/http/sanitize.c tests/support/html_oracle.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[jmap_request]="src/http/jmap_request.c src/core/util.c src/core/log.c"
 	[smtp_session]="src/smtp/session.c src/smtp/parser.c src/smtp/deliver.c
 		src/auth/client.c src/store/sqlite/store.c src/store/sqlite/mail.c
