@@ -20,10 +20,20 @@ PASSWORDS = {
 }
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, and never one handed out before in
+    this test run: a server's seven ports are picked before it binds them,
+    and the kernel may offer a released port again at once."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_port(port, timeout=15.0, banner=b"220"):
