@@ -96,22 +96,23 @@ static void encode(const uint8_t *bin, size_t n, char *out, size_t size)
 			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
-static bool decode_token(const char *text, uint8_t token[32])
+static bool decode_token(const char *text, uint8_t token[AUTH_TOKEN_SIZE])
 {
 	size_t n = 0;
 	return strlen(text) == 43 &&
-	       sodium_base642bin(token, 32, text, 43, NULL, &n, NULL,
-				 sodium_base64_VARIANT_URLSAFE_NO_PADDING) ==
-		       0 &&
-	       n == 32;
+	       sodium_base642bin(
+		       token, AUTH_TOKEN_SIZE, text, 43, NULL, &n, NULL,
+		       sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
+	       n == AUTH_TOKEN_SIZE;
 }
 
-void http_csrf_value(const uint8_t token[32], char out[HTTP_TOKEN_TEXT_SIZE])
+void http_csrf_value(const uint8_t token[AUTH_TOKEN_SIZE],
+		     char out[HTTP_TOKEN_TEXT_SIZE])
 {
 	static const char label[] = "dijk webmail csrf";
 	uint8_t mac[crypto_auth_hmacsha256_BYTES];
 	crypto_auth_hmacsha256_state st;
-	crypto_auth_hmacsha256_init(&st, token, 32);
+	crypto_auth_hmacsha256_init(&st, token, AUTH_TOKEN_SIZE);
 	crypto_auth_hmacsha256_update(&st, (const uint8_t *)label,
 				      sizeof(label) - 1);
 	crypto_auth_hmacsha256_final(&st, mac);
@@ -235,8 +236,8 @@ static void set_session_cookie(struct http_call *c, const char *value,
 			  "Set-Cookie", cookie);
 }
 
-static void session_json(struct http_call *c, const uint8_t token[32],
-			 struct buf *out)
+static void session_json(struct http_call *c,
+			 const uint8_t token[AUTH_TOKEN_SIZE], struct buf *out)
 {
 	char csrf[HTTP_TOKEN_TEXT_SIZE];
 	http_csrf_value(token, csrf);
@@ -258,7 +259,7 @@ static void logged_in(void *context, enum auth_result result,
 			   "{\"error\":\"invalid credentials\"}"))
 		return;
 	char text[HTTP_TOKEN_TEXT_SIZE];
-	encode(token, 32, text, sizeof(text));
+	encode(token, AUTH_TOKEN_SIZE, text, sizeof(text));
 	set_session_cookie(c, text,
 			   c->server->config->session_lifetime_seconds);
 	sodium_memzero(text, sizeof(text));

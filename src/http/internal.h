@@ -6,6 +6,7 @@
 #include "core/common.h"
 
 #include "core/buf.h"
+#include "auth/auth.h"
 #include "http/http.h"
 #include "store/store.h"
 
@@ -78,7 +79,7 @@ struct http_call {
 	/* The session, once checked. */
 	uint64_t account_id;
 	char address[STORE_MAX_ADDRESS];
-	uint8_t token[32];
+	uint8_t token[AUTH_TOKEN_SIZE];
 	/* The request body, copied for the pool. */
 	struct buf body;
 	/* What the pool computed for the reply. */
@@ -119,7 +120,8 @@ void http_run_on_pool(struct http_call *c,
 		      void (*work)(struct http_call *c, struct store *store));
 
 /* The CSRF value of a session token (base64url, NUL-terminated). */
-void http_csrf_value(const uint8_t token[32], char out[HTTP_TOKEN_TEXT_SIZE]);
+void http_csrf_value(const uint8_t token[AUTH_TOKEN_SIZE],
+		     char out[HTTP_TOKEN_TEXT_SIZE]);
 
 /* The brands, reloaded when older than HTTP_BRAND_CACHE_SECONDS. With no
  * brand configured there is one built-in brand, "mail". */

@@ -2,7 +2,7 @@
  * session resource, and the API endpoint that runs a request's method
  * calls in order on the pool. The account of every call is the session's
  * own: a request that names another account gets accountNotFound, so no
- * id can reach another user's mail. Methods not implemented answer
+ * id can reach another user's mail. A method this version does not have answers
  * unknownMethod. */
 #include "core/common.h"
 
