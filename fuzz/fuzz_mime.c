@@ -2,9 +2,13 @@
  * BODYSTRUCTURE (which must be well-formed IMAP data: strings quoted or
  * literal, parentheses balanced outside them), sections of parts nested
  * in multiparts and messages, BINARY, decoded header values, body text,
- * dates, base subjects, sort keys, message ids. */
+ * dates, base subjects, sort keys, message ids; and what JMAP reads
+ * (mime/jmap.h): body parts and their lists, part content and text,
+ * addresses, dates with zones, previews, raw header values. */
 #include "core/common.h"
 
+#include "core/utf8.h"
+#include "mime/jmap.h"
 #include "mime/mime.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -99,6 +103,105 @@ static void sections(const struct mime_message *m, size_t size, struct buf *out)
 	DIJK_ASSERT(mime_section_bytes(m, &all, out) == 0 && out->n == size);
 }
 
+static bool list_ok(const struct mime_jmap_body *b, const uint32_t *list,
+		    size_t count)
+{
+	if (count > b->part_count)
+		return false;
+	for (size_t i = 0; i < count; i++) {
+		if (list[i] >= b->part_count || b->parts[list[i]].multipart)
+			return false;
+	}
+	return true;
+}
+
+static bool string_ok(const char *s)
+{
+	return s == NULL || (*s != '\0' && strlen(s) <= MIME_JMAP_MAX_VALUE &&
+			     utf8_valid(slice_cstr(s)));
+}
+
+static void check_address(const char *name, const char *email, void *ctx)
+{
+	DIJK_ASSERT(name == NULL ||
+		    (*name != '\0' && utf8_valid(slice_cstr(name))));
+	DIJK_ASSERT(utf8_valid(slice_cstr(email)));
+	(*(size_t *)ctx)++;
+}
+
+/* The JMAP view: a consistent tree, lists of leaves, every part's content
+ * as large as its size says, text that is UTF-8 within its limit. */
+static void jmap(const struct mime_message *m, size_t size, struct buf *out)
+{
+	struct mime_jmap_body b;
+	mime_jmap_body(m, &b);
+	DIJK_ASSERT(b.part_count >= 1 && b.part_count <= MIME_MAX_PARTS);
+	DIJK_ASSERT(b.parts[0].parent == MIME_JMAP_NONE);
+	for (size_t i = 0; i < b.part_count; i++) {
+		const struct mime_body_part *p = &b.parts[i];
+		DIJK_ASSERT(i == 0 || p->parent < i);
+		DIJK_ASSERT(p->multipart ==
+			    (strncmp(p->type, "multipart/", 10) == 0));
+		DIJK_ASSERT(string_ok(p->name) && string_ok(p->cid) &&
+			    string_ok(p->language) && string_ok(p->location));
+		DIJK_ASSERT(p->name == NULL || (strchr(p->name, '/') == NULL &&
+						strchr(p->name, '\\') == NULL));
+		if (p->part_id[0] == '\0') {
+			DIJK_ASSERT(i == 0 && p->multipart);
+			continue;
+		}
+		buf_reset(out);
+		DIJK_ASSERT(mime_part_content(m, p->part_id, out) == 0);
+		DIJK_ASSERT(out->n <= size);
+		DIJK_ASSERT(p->multipart || out->n == p->size);
+		static const size_t limits[] = {0, 1, 7, 256};
+		for (size_t k = 0; k < ARRAY_SIZE(limits); k++) {
+			buf_reset(out);
+			bool truncated = false;
+			int r = mime_part_text(m, p->part_id, limits[k], out,
+					       &truncated);
+			bool text = !p->multipart &&
+				    strncmp(p->type, "text/", 5) == 0;
+			DIJK_ASSERT(r == (text ? 0 : -1));
+			DIJK_ASSERT(utf8_valid(buf_slice(out)));
+			DIJK_ASSERT(limits[k] == 0 || out->n <= limits[k]);
+			DIJK_ASSERT(!truncated || limits[k] > 0);
+		}
+	}
+	DIJK_ASSERT(list_ok(&b, b.text_body, b.text_count));
+	DIJK_ASSERT(list_ok(&b, b.html_body, b.html_count));
+	DIJK_ASSERT(list_ok(&b, b.attachments, b.attachment_count));
+	mime_jmap_body_free(&b);
+
+	static const char *const ids[] = {"",	 "1", "2",     "1.1",
+					  "2.1", "0", "1.2.3", "9999"};
+	for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
+		buf_reset(out);
+		int r = mime_part_content(m, ids[i], out);
+		DIJK_ASSERT((r == 0 || r == -1) && out->n <= size);
+	}
+	static const char *const fields[] = {"From", "To", "Cc", "Bcc"};
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+		size_t count = 0;
+		mime_header_addresses(m, fields[i], check_address, &count);
+	}
+	int offset = 0;
+	int64_t t = mime_date_zone(m, &offset);
+	DIJK_ASSERT(t == mime_date(m));
+	DIJK_ASSERT(offset > -100 * 60 && offset < 100 * 60);
+	buf_reset(out);
+	mime_preview(m, out);
+	DIJK_ASSERT(utf8_valid(buf_slice(out)));
+	DIJK_ASSERT(out->n <= 4 * MIME_JMAP_PREVIEW_CHARS);
+	DIJK_ASSERT(out->n == 0 ||
+		    (out->p[0] != ' ' && out->p[out->n - 1] != ' '));
+	buf_reset(out);
+	if (mime_header_raw(m, "Subject", out))
+		DIJK_ASSERT(
+			utf8_valid(buf_slice(out)) &&
+			(out->n == 0 || memchr(out->p, '\0', out->n) == NULL));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct buf out, tmp;
@@ -151,6 +254,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		DIJK_ASSERT(out.n == 0 || out.p[out.n - 1] == '\0');
 	}
 	(void)mime_has_attachment(m);
+
+	jmap(m, size, &out);
 
 	/* The whole input as a subject too. */
 	buf_reset(&out);

@@ -29,7 +29,7 @@ declare -A sources=(
 	[smtp_command]="src/smtp/parser.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[imap_command]="src/imap/parser.c src/imap/arena.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[smtp_data]="src/smtp/parser.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
-	[mime]="src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/mime.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
+	[mime]="src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/jmap.c src/mime/mime.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[config]="src/core/config.c src/core/util.c src/core/log.c"
 	[base64]="src/core/base64.c src/core/util.c src/core/log.c"
 	[ipc]="src/core/ipc.c src/core/buf.c src/core/util.c src/core/log.c"
@@ -38,7 +38,7 @@ declare -A sources=(
 	[smtp_session]="src/smtp/session.c src/smtp/parser.c src/smtp/deliver.c
 		src/auth/client.c src/store/sqlite/store.c src/store/sqlite/mail.c
 		src/store/sqlite/mailbox.c src/store/sqlite/meta.c
-		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/mime.c
+		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/jmap.c src/mime/mime.c
 		src/core/base64.c src/core/buf.c src/core/config.c src/core/ipc.c
 		src/core/log.c src/core/net.c src/core/pool.c src/core/utf8.c src/core/util.c"
 )
@@ -46,7 +46,7 @@ sources[imap_session]="src/imap/session.c src/imap/command.c src/imap/fetch.c
 		src/imap/search.c src/imap/view.c src/imap/parser.c src/imap/arena.c
 		src/auth/client.c src/store/sqlite/store.c src/store/sqlite/mail.c
 		src/store/sqlite/mailbox.c src/store/sqlite/meta.c
-		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/mime.c
+		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/jmap.c src/mime/mime.c
 		src/core/base64.c src/core/buf.c src/core/config.c src/core/ipc.c
 		src/core/log.c src/core/net.c src/core/pool.c src/core/utf8.c src/core/util.c
 		src/imap/server.c src/imap/compress.c src/auth/authd.c src/store/thread.c

@@ -18,48 +18,7 @@
 
 #include <strings.h>
 
-#define NONE UINT32_MAX
-
-enum part_kind {
-	PART_LEAF,
-	PART_MULTIPART,
-	PART_MESSAGE, /* message/rfc822: one child, the message inside */
-};
-
-/* A header field value, from after the colon to the end of its last
- * line (line end excluded). */
-struct field_ref {
-	size_t start, end;
-	bool present;
-};
-
-struct mime_part {
-	size_t header_start; /* first byte of the header */
-	size_t header_end;   /* end of the last field, blank line excluded */
-	size_t body_start;   /* after the blank line */
-	size_t body_end;
-	uint32_t parent, first_child, next_sibling, child_count;
-	uint32_t depth;
-	enum part_kind kind;
-	/* A multipart without a usable boundary, or a multipart or message
-	 * beyond the limits: shown as text/plain. */
-	bool as_text;
-	/* A valid Content-Type: type and subtype point into the message. */
-	bool have_type;
-	/* No Content-Type inside a multipart/digest: message/rfc822. */
-	bool digest_default;
-	struct slice type, subtype;
-	size_t params_pos; /* in the Content-Type value, after the subtype */
-	enum mime_cte encoding;
-	struct field_ref content_type, transfer_encoding, id, description,
-		disposition, language, location, md5;
-};
-
-struct mime_message {
-	struct slice bytes;
-	struct mime_part *parts;
-	size_t part_count, part_cap;
-};
+#define NONE MIME_PART_NONE
 
 /* ---- header fields ---- */
 
@@ -123,6 +82,26 @@ static bool field_next(struct field_iter *it, struct header_field *f)
 	return true;
 }
 
+void mime_fields_init(const struct mime_message *m, uint32_t idx,
+		      struct mime_field_cursor *c)
+{
+	c->pos = m->parts[idx].header_start;
+	c->end = m->parts[idx].header_end;
+}
+
+bool mime_fields_next(const struct mime_message *m, struct mime_field_cursor *c,
+		      struct slice *name_r, struct slice *value_r)
+{
+	struct field_iter it = {m->bytes, c->pos, c->end};
+	struct header_field f;
+	if (!field_next(&it, &f))
+		return false;
+	c->pos = it.pos;
+	*name_r = f.name;
+	*value_r = f.value;
+	return true;
+}
+
 /* field-name = 1*ftext, then (obsolete) whitespace, then ':'. */
 static bool is_field_line(struct slice s, size_t pos, size_t end)
 {
@@ -147,12 +126,6 @@ static bool find_field(const struct mime_message *m,
 			return true;
 	}
 	return false;
-}
-
-static struct slice field_slice(const struct mime_message *m,
-				struct field_ref ref)
-{
-	return slice_make(m->bytes.p + ref.start, ref.end - ref.start);
 }
 
 /* ---- parsing ---- */
@@ -280,8 +253,9 @@ static void note_field(struct mime_part *part, const struct header_field *f,
 	for (size_t i = 0; i < ARRAY_SIZE(wanted); i++) {
 		if (!slice_eq_ci(f->name, wanted[i].name))
 			continue;
-		struct field_ref *ref =
-			(struct field_ref *)((char *)part + wanted[i].offset);
+		struct mime_field_ref *ref =
+			(struct mime_field_ref *)((char *)part +
+						  wanted[i].offset);
 		/* The first of a repeated field counts. */
 		if (!ref->present) {
 			ref->present = true;
@@ -350,7 +324,7 @@ static void parse_content_type(struct parser *ps, struct mime_part *part)
 {
 	if (!part->content_type.present)
 		return;
-	struct slice v = field_slice(ps->m, part->content_type);
+	struct slice v = mime_field_slice(ps->m, part->content_type);
 	size_t pos = mime_skip_cfws(v, 0), t = pos;
 	while (pos < v.n && mime_is_token_char(v.p[pos]))
 		pos++;
@@ -456,7 +430,7 @@ static void parse_entity(struct parser *ps, uint32_t idx, size_t start,
 	parse_content_type(ps, part);
 	part->digest_default = in_digest && !part->have_type;
 	part->encoding = part->transfer_encoding.present
-				 ? mime_cte_parse(field_slice(
+				 ? mime_cte_parse(mime_field_slice(
 					   ps->m, part->transfer_encoding))
 				 : MIME_CTE_7BIT;
 	uint32_t depth = part->depth;
@@ -465,13 +439,13 @@ static void parse_entity(struct parser *ps, uint32_t idx, size_t start,
 		struct boundary_search bs = {&ps->bounds[ps->bound_count],
 					     false, false};
 		struct buf scratch;
-		struct slice v = field_slice(ps->m, part->content_type);
+		struct slice v = mime_field_slice(ps->m, part->content_type);
 		buf_init(&scratch, v.n + 1);
 		mime_parse_params(v, part->params_pos, &scratch, boundary_param,
 				  &bs);
 		buf_free(&scratch);
 		if (bs.usable && depth < MIME_MAX_DEPTH) {
-			part->kind = PART_MULTIPART;
+			part->kind = MIME_PART_MULTIPART;
 			if (cut)
 				return;
 			parse_multipart(ps, idx, h);
@@ -486,7 +460,7 @@ static void parse_entity(struct parser *ps, uint32_t idx, size_t start,
 					 : NONE;
 		if (child != NONE) {
 			part = PART(ps, idx);
-			part->kind = PART_MESSAGE;
+			part->kind = MIME_PART_MESSAGE;
 			part->first_child = child;
 			part->child_count = 1;
 			if (cut) {
@@ -582,10 +556,10 @@ static void write_value(struct buf *out, bool present, struct slice value)
 }
 
 static void write_field(struct buf *out, const struct mime_message *m,
-			struct field_ref ref)
+			struct mime_field_ref ref)
 {
 	write_value(out, ref.present,
-		    ref.present ? field_slice(m, ref) : slice_make("", 0));
+		    ref.present ? mime_field_slice(m, ref) : slice_make("", 0));
 }
 
 /* ---- ENVELOPE ---- */
@@ -752,7 +726,7 @@ static void write_disposition(struct buf *out, const struct mime_message *m,
 		buf_append_cstr(out, "NIL");
 		return;
 	}
-	struct slice v = field_slice(m, part->disposition);
+	struct slice v = mime_field_slice(m, part->disposition);
 	size_t pos = mime_skip_cfws(v, 0), t = pos;
 	while (pos < v.n && mime_is_token_char(v.p[pos]))
 		pos++;
@@ -773,7 +747,7 @@ static void write_language(struct buf *out, const struct mime_message *m,
 {
 	size_t count = 0;
 	if (part->language.present) {
-		struct slice v = field_slice(m, part->language);
+		struct slice v = mime_field_slice(m, part->language);
 		size_t pos = 0;
 		for (;;) {
 			pos = mime_skip_cfws(v, pos);
@@ -841,7 +815,7 @@ static void write_multipart(struct buf *out, const struct mime_message *m,
 	if (!extensible)
 		return;
 	buf_append(out, " ", 1);
-	struct slice v = field_slice(m, part->content_type);
+	struct slice v = mime_field_slice(m, part->content_type);
 	write_params(out, v, part->params_pos, false);
 	buf_append(out, " ", 1);
 	write_disposition(out, m, part);
@@ -865,7 +839,7 @@ static void write_single(struct buf *out, const struct mime_message *m,
 		buf_append(out, " ", 1);
 		write_string(out, part->subtype);
 		buf_append(out, " ", 1);
-		write_params(out, field_slice(m, part->content_type),
+		write_params(out, mime_field_slice(m, part->content_type),
 			     part->params_pos, text);
 	}
 	buf_append(out, " ", 1);
@@ -875,7 +849,7 @@ static void write_single(struct buf *out, const struct mime_message *m,
 	buf_append(out, " ", 1);
 	if (part->transfer_encoding.present) {
 		/* The mechanism token as the message names it. */
-		struct slice v = field_slice(m, part->transfer_encoding);
+		struct slice v = mime_field_slice(m, part->transfer_encoding);
 		size_t pos = mime_skip_cfws(v, 0), t = pos;
 		while (pos < v.n && mime_is_token_char(v.p[pos]))
 			pos++;
@@ -887,7 +861,7 @@ static void write_single(struct buf *out, const struct mime_message *m,
 		buf_append_cstr(out, "\"7BIT\"");
 	}
 	buf_printf(out, " %zu", part->body_end - part->body_start);
-	if (part->kind == PART_MESSAGE) {
+	if (part->kind == MIME_PART_MESSAGE) {
 		const struct mime_part *inner = &m->parts[part->first_child];
 		buf_append(out, " ", 1);
 		write_envelope_of(out, m, inner);
@@ -914,7 +888,7 @@ static void write_body(struct buf *out, const struct mime_message *m,
 {
 	const struct mime_part *part = &m->parts[idx];
 	buf_append(out, "(", 1);
-	if (part->kind == PART_MULTIPART)
+	if (part->kind == MIME_PART_MULTIPART)
 		write_multipart(out, m, part, extensible);
 	else
 		write_single(out, m, part, extensible);
@@ -933,8 +907,8 @@ void mime_bodystructure(const struct mime_message *m, bool extensible,
  * Cyrus read it: in a multipart, n is its n-th part; a part that is not
  * a multipart has only part 1, itself; numbers after a message/rfc822
  * part go into the message it holds. */
-static uint32_t find_part(const struct mime_message *m, const uint32_t *parts,
-			  size_t count)
+uint32_t mime_find_part(const struct mime_message *m, const uint32_t *parts,
+			size_t count)
 {
 	uint32_t cur = 0;
 	for (size_t k = 0; k < count; k++) {
@@ -942,7 +916,7 @@ static uint32_t find_part(const struct mime_message *m, const uint32_t *parts,
 		uint32_t num = parts[k];
 		if (num == 0)
 			return NONE;
-		if (part->kind == PART_MULTIPART) {
+		if (part->kind == MIME_PART_MULTIPART) {
 			uint32_t c = part->first_child;
 			for (uint32_t i = 1; i < num && c != NONE; i++)
 				c = m->parts[c].next_sibling;
@@ -950,10 +924,10 @@ static uint32_t find_part(const struct mime_message *m, const uint32_t *parts,
 				return NONE;
 			cur = c;
 		} else if (num != 1 ||
-			   (k + 1 < count && part->kind != PART_MESSAGE)) {
+			   (k + 1 < count && part->kind != MIME_PART_MESSAGE)) {
 			return NONE;
 		}
-		if (k + 1 < count && m->parts[cur].kind == PART_MESSAGE)
+		if (k + 1 < count && m->parts[cur].kind == MIME_PART_MESSAGE)
 			cur = m->parts[cur].first_child;
 	}
 	return cur;
@@ -982,7 +956,7 @@ int mime_section_bytes(const struct mime_message *m,
 {
 	if (section->part_count > MIME_MAX_DEPTH)
 		return -1;
-	uint32_t idx = find_part(m, section->parts, section->part_count);
+	uint32_t idx = mime_find_part(m, section->parts, section->part_count);
 	if (idx == NONE)
 		return -1;
 	const struct mime_part *part = &m->parts[idx];
@@ -1002,7 +976,7 @@ int mime_section_bytes(const struct mime_message *m,
 	/* HEADER, HEADER.FIELDS and TEXT: of the message, or of the message
 	 * a message/rfc822 part holds. */
 	if (section->part_count > 0) {
-		if (part->kind != PART_MESSAGE)
+		if (part->kind != MIME_PART_MESSAGE)
 			return -1;
 		part = &m->parts[part->first_child];
 	}
@@ -1034,8 +1008,8 @@ int mime_section_bytes(const struct mime_message *m,
 	}
 }
 
-static void decode_body(const struct mime_message *m,
-			const struct mime_part *part, struct buf *out)
+void mime_decode_body(const struct mime_message *m,
+		      const struct mime_part *part, struct buf *out)
 {
 	struct slice body = slice_make(m->bytes.p + part->body_start,
 				       part->body_end - part->body_start);
@@ -1052,7 +1026,7 @@ int mime_section_binary(const struct mime_message *m, const uint32_t *parts,
 {
 	if (part_count > MIME_MAX_DEPTH)
 		return -1;
-	uint32_t idx = find_part(m, parts, part_count);
+	uint32_t idx = mime_find_part(m, parts, part_count);
 	if (idx == NONE)
 		return -1;
 	if (part_count == 0) {
@@ -1060,14 +1034,14 @@ int mime_section_binary(const struct mime_message *m, const uint32_t *parts,
 		return 0;
 	}
 	const struct mime_part *part = &m->parts[idx];
-	if (part->kind == PART_LEAF && part->encoding == MIME_CTE_UNKNOWN)
+	if (part->kind == MIME_PART_LEAF && part->encoding == MIME_CTE_UNKNOWN)
 		return -2;
-	if (part->kind != PART_LEAF) {
+	if (part->kind != MIME_PART_LEAF) {
 		/* A multipart or message is never encoded (RFC 2045 6.4). */
 		append_range(out, m, part->body_start, part->body_end);
 		return 0;
 	}
-	decode_body(m, part, out);
+	mime_decode_body(m, part, out);
 	return 0;
 }
 
@@ -1124,10 +1098,10 @@ static void part_text(const struct mime_message *m,
 	size_t size = part->body_end - part->body_start;
 	buf_init(&decoded, size + 1);
 	buf_cstr(&decoded);
-	decode_body(m, part, &decoded);
+	mime_decode_body(m, part, &decoded);
 	struct param_lookup pl = {"charset", 0, 0, false};
 	struct slice ct = part->content_type.present
-				  ? field_slice(m, part->content_type)
+				  ? mime_field_slice(m, part->content_type)
 				  : slice_make("", 0);
 	buf_init(&scratch, ct.n + 1);
 	buf_cstr(&scratch);
@@ -1153,11 +1127,11 @@ static void collect_text(const struct mime_message *m, uint32_t idx,
 			 struct buf *out)
 {
 	const struct mime_part *part = &m->parts[idx];
-	if (part->kind == PART_MESSAGE) {
+	if (part->kind == MIME_PART_MESSAGE) {
 		collect_text(m, part->first_child, out);
 		return;
 	}
-	if (part->kind != PART_MULTIPART) {
+	if (part->kind != MIME_PART_MULTIPART) {
 		part_text(m, part, out);
 		return;
 	}
@@ -1165,7 +1139,7 @@ static void collect_text(const struct mime_message *m, uint32_t idx,
 		/* One rendering is enough: the plain one when there is. */
 		for (uint32_t c = part->first_child; c != NONE;
 		     c = m->parts[c].next_sibling) {
-			if (m->parts[c].kind == PART_LEAF &&
+			if (m->parts[c].kind == MIME_PART_LEAF &&
 			    type_is(&m->parts[c], "text", "plain")) {
 				part_text(m, &m->parts[c], out);
 				return;
@@ -1259,12 +1233,12 @@ static void name_param(void *ctx, const struct mime_param *param,
 		ns->found = true;
 }
 
-static bool names_file(const struct mime_message *m, struct field_ref ref,
+static bool names_file(const struct mime_message *m, struct mime_field_ref ref,
 		       size_t pos)
 {
 	if (!ref.present)
 		return false;
-	struct slice v = field_slice(m, ref);
+	struct slice v = mime_field_slice(m, ref);
 	struct buf scratch;
 	buf_init(&scratch, v.n + 1);
 	buf_cstr(&scratch);
@@ -1278,12 +1252,12 @@ bool mime_has_attachment(const struct mime_message *m)
 {
 	for (size_t i = 0; i < m->part_count; i++) {
 		const struct mime_part *part = &m->parts[i];
-		if (part->kind == PART_MULTIPART)
+		if (part->kind == MIME_PART_MULTIPART)
 			continue;
-		if (part->kind == PART_MESSAGE && i > 0)
+		if (part->kind == MIME_PART_MESSAGE && i > 0)
 			return true;
 		if (part->disposition.present) {
-			struct slice v = field_slice(m, part->disposition);
+			struct slice v = mime_field_slice(m, part->disposition);
 			size_t pos = mime_skip_cfws(v, 0), t = pos;
 			while (pos < v.n && mime_is_token_char(v.p[pos]))
 				pos++;

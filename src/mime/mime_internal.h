@@ -1,5 +1,6 @@
 /* mime_internal.h: what the files of src/mime/ share and nobody else uses:
- * transfer and header decoders (decode.c), the RFC 5322 address parser
+ * the parsed message and its parts (mime.c, read by jmap.c), transfer and
+ * header decoders (decode.c), the RFC 5322 address parser
  * (address.c), dates, subjects and message ids (field.c), and the lexical
  * helpers of RFC 5322 / RFC 2045 that all of them use.
  *
@@ -27,6 +28,85 @@ enum mime_cte {
 	MIME_CTE_QP,
 	MIME_CTE_UNKNOWN,
 };
+
+/* ---- the parsed message (mime.c) ---- */
+
+/* No part: a missing parent, child or sibling. */
+#define MIME_PART_NONE UINT32_MAX
+
+enum mime_part_kind {
+	MIME_PART_LEAF,
+	MIME_PART_MULTIPART,
+	MIME_PART_MESSAGE, /* message/rfc822: one child, the message inside */
+};
+
+/* A header field value, from after the colon to the end of its last
+ * line (line end excluded). */
+struct mime_field_ref {
+	size_t start, end;
+	bool present;
+};
+
+/* One entity of the message. Offsets index mime_message.bytes. */
+struct mime_part {
+	size_t header_start; /* first byte of the header */
+	size_t header_end;   /* end of the last field, blank line excluded */
+	size_t body_start;   /* after the blank line */
+	size_t body_end;
+	uint32_t parent, first_child, next_sibling, child_count;
+	uint32_t depth;
+	enum mime_part_kind kind;
+	/* A multipart without a usable boundary, or a multipart or message
+	 * beyond the limits: shown as text/plain. */
+	bool as_text;
+	/* A valid Content-Type: type and subtype point into the message. */
+	bool have_type;
+	/* No Content-Type inside a multipart/digest: message/rfc822. */
+	bool digest_default;
+	struct slice type, subtype;
+	size_t params_pos; /* in the Content-Type value, after the subtype */
+	enum mime_cte encoding;
+	struct mime_field_ref content_type, transfer_encoding, id, description,
+		disposition, language, location, md5;
+};
+
+/* Parts are in document order (a part before its children), linked by
+ * index; parts[0] is the message itself. */
+struct mime_message {
+	struct slice bytes;
+	struct mime_part *parts;
+	size_t part_count, part_cap;
+};
+
+static inline struct slice mime_field_slice(const struct mime_message *m,
+					    struct mime_field_ref ref)
+{
+	return slice_make(m->bytes.p + ref.start, ref.end - ref.start);
+}
+
+/* The part that IMAP part numbers name (as mime_section_bytes reads
+ * them; none is the message), or MIME_PART_NONE. count must not exceed
+ * MIME_MAX_DEPTH. */
+uint32_t mime_find_part(const struct mime_message *m, const uint32_t *parts,
+			size_t count);
+
+/* Appends the body of part with its transfer encoding undone (base64 and
+ * quoted-printable; anything else as it is). */
+void mime_decode_body(const struct mime_message *m,
+		      const struct mime_part *part, struct buf *out);
+
+/* Walks the header fields of one part. */
+struct mime_field_cursor {
+	size_t pos, end;
+};
+
+void mime_fields_init(const struct mime_message *m, uint32_t idx,
+		      struct mime_field_cursor *c);
+/* The next field: its name (empty for a continuation line that belongs to
+ * no field) and its raw value (folded, from after the colon, line end
+ * excluded); both point into the message. False after the last. */
+bool mime_fields_next(const struct mime_message *m, struct mime_field_cursor *c,
+		      struct slice *name_r, struct slice *value_r);
 
 /* ---- lexical helpers (RFC 5322 3.2, RFC 2045 5.1) ---- */
 
