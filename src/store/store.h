@@ -101,6 +101,11 @@ int store_session_touch(struct store_credentials *c,
 int store_session_delete(struct store_credentials *c,
 			 const uint8_t hash[STORE_SESSION_HASH_SIZE],
 			 const char **error_r);
+/* Removes every session of the account but the one of keep_hash (say,
+ * after a password change); returns how many, or -1. */
+int store_session_delete_others(
+	struct store_credentials *c, uint64_t account_id,
+	const uint8_t keep_hash[STORE_SESSION_HASH_SIZE], const char **error_r);
 /* Removes sessions idle since before idle_before or created before
  * created_before; returns how many, or -1. */
 int store_session_expire(struct store_credentials *c, time_t idle_before,
@@ -403,6 +408,144 @@ int store_sort_keys_each(struct store *s, uint64_t account_id,
 			 void (*fn)(const struct store_sort_keys *k,
 				    void *context),
 			 void *context, const char **error_r);
+
+/* ---- The webmail (JMAP) ----
+ * An Email is one message row: it lives in exactly one mailbox, keeps its
+ * id (never reused) when it moves, and belongs to one thread. The
+ * account's MODSEQ counter is the state of its Emails, Mailboxes and
+ * Threads: every change takes a new MODSEQ, and what is destroyed is
+ * remembered with the MODSEQ of its going. */
+
+/* The account's current state. */
+int store_jmap_state(struct store *s, uint64_t account_id, uint64_t *state_r,
+		     const char **error_r);
+
+struct store_email {
+	uint64_t id;
+	uint64_t mailbox_id;
+	uint32_t uid;
+	uint64_t thread_id;
+	uint64_t modseq;
+	unsigned flags;
+	const char *keywords; /* space-separated, as IMAP stores them */
+	time_t internal_date;
+	uint64_t size;
+	bool has_attachment;
+	const char *text; /* the preview (or else the start of the indexed
+			   * text), with STORE_EMAIL_PREVIEW */
+	const char *body; /* up to 16 KiB of the indexed text, with
+			   * STORE_EMAIL_BODY */
+};
+#define STORE_EMAIL_PREVIEW 1u
+#define STORE_EMAIL_BODY    2u
+/* Calls fn for each of the ids that exists, in the order given; want
+ * (STORE_EMAIL_* bits) says which texts to read too. */
+int store_emails_get(struct store *s, uint64_t account_id, const uint64_t *ids,
+		     size_t count, unsigned want,
+		     void (*fn)(const struct store_email *e, void *context),
+		     void *context, const char **error_r);
+int store_email_by_uid(struct store *s, uint64_t account_id,
+		       uint64_t mailbox_id, uint32_t uid, uint64_t *email_id_r,
+		       const char **error_r);
+/* A message's bytes (malloc'd; the caller frees). Returns 1, 0 or -1. */
+int store_email_bytes(struct store *s, uint64_t account_id, uint64_t email_id,
+		      uint8_t **data_r, size_t *size_r, const char **error_r);
+/* The Emails of a thread, oldest first (then by id). */
+int store_thread_emails(struct store *s, uint64_t account_id,
+			uint64_t thread_id,
+			void (*fn)(uint64_t email_id, void *context),
+			void *context, const char **error_r);
+/* Destroys Emails (an expunge, whatever their flags); calls fn with the
+ * mailbox and UID of each one that existed. */
+int store_emails_destroy(struct store *s, uint64_t account_id,
+			 const uint64_t *ids, size_t count,
+			 void (*fn)(uint64_t email_id, uint64_t mailbox_id,
+				    uint32_t uid, void *context),
+			 void *context, const char **error_r);
+
+/* What changed since a state (JMAP's Foo/changes). kind says created,
+ * updated or destroyed; at most max_changes ids are reported (0: no
+ * limit), and *more_r is set when there are more: *state_r is then the
+ * state up to which the changes were reported, else the current one.
+ * Returns 0, -1, or -2 (cannotCalculateChanges) when since is not a state
+ * the account had, or when more than max_changes things changed at one
+ * MODSEQ (one IMAP STORE of many messages) so that no state in between
+ * exists. */
+enum store_change { STORE_CREATED, STORE_UPDATED, STORE_DESTROYED };
+typedef void store_change_fn(enum store_change kind, uint64_t id,
+			     void *context);
+int store_email_changes(struct store *s, uint64_t account_id, uint64_t since,
+			size_t max_changes, store_change_fn *fn, void *context,
+			uint64_t *state_r, bool *more_r, const char **error_r);
+int store_mailbox_changes(struct store *s, uint64_t account_id, uint64_t since,
+			  size_t max_changes, store_change_fn *fn,
+			  void *context, uint64_t *state_r, bool *more_r,
+			  const char **error_r);
+int store_thread_changes(struct store *s, uint64_t account_id, uint64_t since,
+			 size_t max_changes, store_change_fn *fn, void *context,
+			 uint64_t *state_r, bool *more_r, const char **error_r);
+
+/* Email/query's filter: a tree of operators over conditions. */
+enum store_filter_op {
+	STORE_FILTER_CONDITION,
+	STORE_FILTER_AND,
+	STORE_FILTER_OR,
+	STORE_FILTER_NOT,
+};
+#define STORE_NO_TIME INT64_MIN
+struct store_filter {
+	enum store_filter_op op;
+	const struct store_filter *children; /* operators */
+	size_t child_count;
+	/* A condition: every field set must hold. */
+	uint64_t in_mailbox; /* 0: any */
+	const uint64_t *not_in_mailboxes;
+	size_t not_in_count;
+	int64_t before, after;	    /* receivedAt; STORE_NO_TIME: none */
+	int64_t min_size, max_size; /* -1: none */
+	int has_attachment;	    /* -1: either */
+	const char *has_keyword, *not_keyword; /* "$seen" etc. or NULL */
+	/* Text: every word must occur (substrings, without case). */
+	const char *text, *from, *to, *cc, *bcc, *subject, *body;
+};
+struct store_query {
+	const struct store_filter *filter; /* NULL: every Email */
+	bool ascending;			   /* by receivedAt */
+	bool collapse_threads;
+	uint64_t position;
+	uint64_t limit;	 /* 0: no limit */
+	uint64_t anchor; /* an Email id, or 0 */
+	int64_t anchor_offset;
+	bool want_total;
+};
+/* Calls fn for the page of matching Emails (newest first unless
+ * ascending). *total_r gets the number of matches when asked for;
+ * *position_r the index of the first one given (anchors move it).
+ * Returns 0, -1, or -2 when the anchor is not among the matches. */
+int store_email_query(struct store *s, uint64_t account_id,
+		      const struct store_query *q,
+		      void (*fn)(uint64_t email_id, uint64_t thread_id,
+				 void *context),
+		      void *context, uint64_t *total_r, uint64_t *position_r,
+		      const char **error_r);
+
+/* The owner's webmail settings: short UTF-8 values by name. get returns
+ * 1 (out holds the value), 0 (not set) or -1. */
+int store_setting_get(struct store *s, uint64_t account_id, const char *name,
+		      struct buf *out, const char **error_r);
+int store_setting_set(struct store *s, uint64_t account_id, const char *name,
+		      const char *value, const char **error_r);
+
+/* Uploaded files, kept for a day (RFC 8620 6.1 asks for at least one
+ * hour). add sets *id_r; get returns 1 (bytes appended to out, type
+ * copied), 0 or -1. */
+#define STORE_UPLOAD_LIFETIME (24 * 3600)
+int store_upload_add(struct store *s, uint64_t account_id, const char *type,
+		     const uint8_t *data, size_t size, uint64_t *id_r,
+		     const char **error_r);
+int store_upload_get(struct store *s, uint64_t account_id, uint64_t id,
+		     struct buf *out, char *type_r, size_t type_size,
+		     const char **error_r);
 
 /* Outbound queue, as far as this issue goes: the number of queued
  * messages and a listing. */

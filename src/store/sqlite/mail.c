@@ -100,8 +100,97 @@ static const char account_schema[] =
 	" name TEXT PRIMARY KEY,"
 	" value INTEGER NOT NULL);"
 	"INSERT OR IGNORE INTO counter (name, value) VALUES ('modseq', 1);"
-	"INSERT OR IGNORE INTO counter (name, value) VALUES ('uidvalidity', 0);"
-	"PRAGMA user_version = 3;";
+	"INSERT OR IGNORE INTO counter (name, value) VALUES ('uidvalidity', 0);";
+
+/* Version 4: what the webmail's JMAP needs, for new and old indexes alike.
+ * An Email is a message row with an id of its own that is never reused
+ * and survives moves (message.id is a rowid and may be); every change to
+ * messages and mailboxes takes a MODSEQ, so the account's counter is
+ * JMAP's state, and what went away is remembered with the MODSEQ of its
+ * going. Triggers keep this true for every writer, IMAP's included. */
+static const char account_schema_4[] =
+	"ALTER TABLE message ADD COLUMN email_id INTEGER;"
+	"ALTER TABLE message ADD COLUMN created_modseq INTEGER NOT NULL"
+	" DEFAULT 0;"
+	"UPDATE message SET email_id = id, thread_id = (SELECT"
+	" coalesce(c.thread_id, c.id) FROM content c WHERE"
+	" c.id = message.content_id);"
+	"INSERT OR REPLACE INTO counter (name, value) VALUES ('email',"
+	" (SELECT coalesce(max(id), 0) FROM message));"
+	"CREATE UNIQUE INDEX message_email ON message (email_id);"
+	"CREATE INDEX message_date ON message (mailbox_id, internal_date,"
+	" email_id);"
+	"CREATE INDEX message_thread ON message (thread_id, internal_date);"
+	"CREATE INDEX message_changed ON message (modseq);"
+	"CREATE INDEX message_created ON message (created_modseq);"
+	"ALTER TABLE mailbox ADD COLUMN created_modseq INTEGER NOT NULL"
+	" DEFAULT 0;"
+	/* The webmail's preview, from the body text (indexes made before
+	 * have none: the indexed text stands in). */
+	"ALTER TABLE content ADD COLUMN preview TEXT;"
+	"CREATE TABLE email_gone ("
+	" email_id INTEGER PRIMARY KEY,"
+	" modseq INTEGER NOT NULL,"
+	" created_modseq INTEGER NOT NULL,"
+	" thread_id INTEGER);"
+	"CREATE INDEX email_gone_modseq ON email_gone (modseq);"
+	"CREATE INDEX email_gone_thread ON email_gone (thread_id);"
+	"CREATE TABLE mailbox_gone ("
+	" id INTEGER PRIMARY KEY,"
+	" modseq INTEGER NOT NULL,"
+	" created_modseq INTEGER NOT NULL);"
+	/* The owner's webmail settings (identity name, signature, brand). */
+	"CREATE TABLE setting ("
+	" name TEXT PRIMARY KEY,"
+	" value TEXT NOT NULL);"
+	/* Files uploaded for a message being written; they expire. */
+	"CREATE TABLE upload ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" type TEXT NOT NULL,"
+	" data BLOB NOT NULL,"
+	" created INTEGER NOT NULL);"
+	"CREATE TRIGGER email_created AFTER INSERT ON message BEGIN"
+	" UPDATE counter SET value = value + 1 WHERE name = 'email';"
+	" UPDATE message SET email_id = (SELECT value FROM counter WHERE"
+	"  name = 'email'), created_modseq = NEW.modseq, thread_id ="
+	"  (SELECT coalesce(c.thread_id, c.id) FROM content c WHERE"
+	"  c.id = NEW.content_id) WHERE id = NEW.id;"
+	" END;"
+	"CREATE TRIGGER email_destroyed AFTER DELETE ON message BEGIN"
+	" UPDATE counter SET value = value + 1 WHERE name = 'modseq';"
+	" INSERT OR REPLACE INTO email_gone (email_id, modseq,"
+	"  created_modseq, thread_id) VALUES (OLD.email_id, (SELECT value"
+	"  FROM counter WHERE name = 'modseq'), OLD.created_modseq,"
+	"  OLD.thread_id);"
+	" END;"
+	"CREATE TRIGGER mailbox_created AFTER INSERT ON mailbox BEGIN"
+	" UPDATE counter SET value = value + 1 WHERE name = 'modseq';"
+	" UPDATE mailbox SET created_modseq = (SELECT value FROM counter"
+	"  WHERE name = 'modseq') WHERE id = NEW.id;"
+	" END;"
+	"CREATE TRIGGER mailbox_renamed AFTER UPDATE OF name ON mailbox BEGIN"
+	" UPDATE counter SET value = value + 1 WHERE name = 'modseq';"
+	" UPDATE mailbox SET highestmodseq = (SELECT value FROM counter"
+	"  WHERE name = 'modseq') WHERE id = NEW.id;"
+	" END;"
+	"CREATE TRIGGER mailbox_destroyed AFTER DELETE ON mailbox BEGIN"
+	" UPDATE counter SET value = value + 1 WHERE name = 'modseq';"
+	" INSERT OR REPLACE INTO mailbox_gone (id, modseq, created_modseq)"
+	"  VALUES (OLD.id, (SELECT value FROM counter WHERE"
+	"  name = 'modseq'), OLD.created_modseq);"
+	" END;"
+	"CREATE TRIGGER subscribed AFTER INSERT ON subscription BEGIN"
+	" UPDATE counter SET value = value + 1 WHERE name = 'modseq';"
+	" UPDATE mailbox SET highestmodseq = (SELECT value FROM counter"
+	"  WHERE name = 'modseq') WHERE name = NEW.name;"
+	" END;"
+	"CREATE TRIGGER unsubscribed AFTER DELETE ON subscription BEGIN"
+	" UPDATE counter SET value = value + 1 WHERE name = 'modseq';"
+	" UPDATE mailbox SET highestmodseq = (SELECT value FROM counter"
+	"  WHERE name = 'modseq') WHERE name = OLD.name;"
+	" END;";
+
+#define ACCOUNT_SCHEMA_VERSION 4
 
 /* From version 1 (no \Recent) to 2, and from 2 (no threads) to 3. */
 static const char account_upgrade_1[] =
@@ -126,19 +215,36 @@ static int account_path(struct store *s, uint64_t id, const char *file,
 	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-static int account_init(struct store *s, sqlite3 *db)
+/* Creates or upgrades an account's index. Cheap when it is current: every
+ * open calls it, so that indexes from older versions upgrade themselves. */
+static int account_init(struct store *s, sqlite3 *db, bool create)
 {
+	sqlite3_stmt *version;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &version, NULL) !=
+	    SQLITE_OK) {
+		store_db_error(s, db, "account version");
+		return -1;
+	}
+	int v = sqlite3_step(version) == SQLITE_ROW
+			? sqlite3_column_int(version, 0)
+			: -1;
+	sqlite3_finalize(version);
+	if (v == ACCOUNT_SCHEMA_VERSION && !create)
+		return 0;
+	if (v < 0) {
+		store_db_error(s, db, "account version");
+		return -1;
+	}
 	if (store_exec(s, db, "BEGIN IMMEDIATE") != 0)
 		return -1;
-	sqlite3_stmt *version;
+	/* Another process may have upgraded it meanwhile. */
 	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &version, NULL) !=
 	    SQLITE_OK) {
 		store_db_error(s, db, "account version");
 		goto fail;
 	}
-	int v = sqlite3_step(version) == SQLITE_ROW
-			? sqlite3_column_int(version, 0)
-			: -1;
+	v = sqlite3_step(version) == SQLITE_ROW ? sqlite3_column_int(version, 0)
+						: -1;
 	sqlite3_finalize(version);
 	if (v == 1 && store_exec(s, db, account_upgrade_1) != 0)
 		goto fail;
@@ -146,6 +252,17 @@ static int account_init(struct store *s, sqlite3 *db)
 		goto fail;
 	if (store_exec(s, db, account_schema) != 0)
 		goto fail;
+	if (v < 4 && store_exec(s, db, account_schema_4) != 0)
+		goto fail;
+	char pragma[64];
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
+		 ACCOUNT_SCHEMA_VERSION);
+	if (store_exec(s, db, pragma) != 0)
+		goto fail;
+	/* An upgrade leaves mailboxes and subscriptions as the owner had
+	 * them; only a new account gets the defaults. */
+	if (!create)
+		return store_exec(s, db, "COMMIT");
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(
 		    db,
@@ -222,7 +339,7 @@ sqlite3 *store_account_db(struct store *s, uint64_t account_id, bool create)
 	sqlite3 *db;
 	if (store_sqlite_open(path, &db, s->error, sizeof(s->error)) != 0)
 		return NULL;
-	if (create && account_init(s, db) != 0) {
+	if (account_init(s, db, create) != 0) {
 		sqlite3_close(db);
 		return NULL;
 	}
@@ -468,9 +585,10 @@ static sqlite3_int64 insert_content(struct store *s, sqlite3 *db,
 		    " body, sent_date, subject, base_subject, hdr_from, hdr_to,"
 		    " hdr_cc, hdr_bcc, sort_from, sort_to, sort_cc,"
 		    " display_from, display_to, message_id, in_reply_to,"
-		    " refs_header, has_attachment, sent_day, text_complete)"
+		    " refs_header, has_attachment, sent_day, text_complete,"
+		    " preview)"
 		    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-		    " ?, ?, ?, ?, ?, ?)",
+		    " ?, ?, ?, ?, ?, ?, ?)",
 		    -1, &st, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_bind_text(st, 1, blob, -1, SQLITE_STATIC);
@@ -497,6 +615,7 @@ static sqlite3_int64 insert_content(struct store *s, sqlite3 *db,
 	else
 		sqlite3_bind_null(st, 22);
 	sqlite3_bind_int(st, 23, m->text_complete);
+	bind_buf(st, 24, &m->preview);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto out;
 	id = sqlite3_last_insert_rowid(db);

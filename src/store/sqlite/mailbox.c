@@ -1036,6 +1036,44 @@ static int expunge_one(struct store *s, sqlite3 *db, sqlite3_int64 mailbox,
 	return 1;
 }
 
+/* Moves one message row to another mailbox under a new UID, recording
+ * the expunge in the source. */
+static int move_one(struct store *s, sqlite3 *db, sqlite3_int64 from,
+		    uint32_t uid, sqlite3_int64 to, sqlite3_int64 new_uid,
+		    sqlite3_int64 modseq)
+{
+	sqlite3_stmt *st =
+		prepare(s, db,
+			"UPDATE message SET mailbox_id = ?, uid = ?, modseq = ?"
+			" WHERE mailbox_id = ? AND uid = ?");
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, to);
+	sqlite3_bind_int64(st, 2, new_uid);
+	sqlite3_bind_int64(st, 3, modseq);
+	sqlite3_bind_int64(st, 4, from);
+	sqlite3_bind_int64(st, 5, uid);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE) {
+		st = prepare(s, db,
+			     "INSERT OR REPLACE INTO expunged (mailbox_id, uid,"
+			     " modseq) VALUES (?, ?, ?)");
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, from);
+		sqlite3_bind_int64(st, 2, uid);
+		sqlite3_bind_int64(st, 3, modseq);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	if (rc != SQLITE_DONE) {
+		store_db_error(s, db, "move");
+		return -1;
+	}
+	return 0;
+}
+
 static int set_highestmodseq(struct store *s, sqlite3 *db,
 			     sqlite3_int64 mailbox, sqlite3_int64 modseq)
 {
@@ -1157,6 +1195,17 @@ int store_copy(struct store *s, uint64_t account_id, uint64_t from_mailbox,
 			goto out;
 		}
 		sqlite3_int64 content = sqlite3_column_int64(source, 3);
+		if (move) {
+			/* The row itself moves, so the webmail's Email keeps
+			 * its id; the source records the expunge. */
+			int r = move_one(s, db, (sqlite3_int64)from_mailbox,
+					 uids[i], (sqlite3_int64)to_mailbox,
+					 uidnext, modseq);
+			if (r < 0)
+				goto out;
+			new_uids_r[i] = (uint32_t)uidnext++;
+			continue;
+		}
 		sqlite3_reset(insert);
 		sqlite3_bind_int64(insert, 1, (sqlite3_int64)to_mailbox);
 		sqlite3_bind_int64(insert, 2, uidnext);
@@ -1175,9 +1224,6 @@ int store_copy(struct store *s, uint64_t account_id, uint64_t from_mailbox,
 		if (store_content_ref(s, db, content, 1) != 0)
 			goto out;
 		new_uids_r[i] = (uint32_t)uidnext++;
-		if (move && expunge_one(s, db, (sqlite3_int64)from_mailbox,
-					uids[i], modseq, false) < 0)
-			goto out;
 	}
 	sqlite3_stmt *st = prepare(
 		s, db,
@@ -1517,5 +1563,66 @@ int store_mailbox_counts(struct store *s, uint64_t account_id,
 		*error_r = store_db_error(s, db, "mailbox counts");
 		return -1;
 	}
+	return 0;
+}
+
+struct destroyed {
+	uint64_t email_id, mailbox_id;
+	uint32_t uid;
+};
+
+int store_emails_destroy(struct store *s, uint64_t account_id,
+			 const uint64_t *ids, size_t count,
+			 void (*fn)(uint64_t email_id, uint64_t mailbox_id,
+				    uint32_t uid, void *context),
+			 void *context, const char **error_r)
+{
+	sqlite3 *db = account(s, account_id, error_r);
+	if (db == NULL || begin(s, db, error_r) != 0)
+		return -1;
+	sqlite3_stmt *find = prepare(
+		s, db,
+		"SELECT mailbox_id, uid FROM message WHERE email_id = ?");
+	struct destroyed *done = xcalloc(count ? count : 1, sizeof(*done));
+	size_t n = 0;
+	sqlite3_int64 modseq = 0;
+	int ret = find == NULL ? -1 : 0;
+	for (size_t i = 0; i < count && ret == 0; i++) {
+		sqlite3_reset(find);
+		sqlite3_bind_int64(find, 1, (sqlite3_int64)ids[i]);
+		int rc = sqlite3_step(find);
+		if (rc == SQLITE_DONE)
+			continue;
+		if (rc != SQLITE_ROW) {
+			store_db_error(s, db, "destroy");
+			ret = -1;
+			break;
+		}
+		sqlite3_int64 mailbox = sqlite3_column_int64(find, 0);
+		uint32_t uid = (uint32_t)sqlite3_column_int64(find, 1);
+		if (modseq == 0 && (modseq = store_next_modseq(s, db)) == 0) {
+			ret = -1;
+			break;
+		}
+		int r = expunge_one(s, db, mailbox, uid, modseq, false);
+		if (r < 0 ||
+		    (r > 0 && set_highestmodseq(s, db, mailbox, modseq) != 0)) {
+			ret = -1;
+			break;
+		}
+		if (r > 0)
+			done[n++] = (struct destroyed){ids[i],
+						       (uint64_t)mailbox, uid};
+	}
+	sqlite3_finalize(find);
+	if (ret != 0 || commit(s, db, error_r) != 0) {
+		if (ret != 0)
+			rollback(s, db, error_r, STORE_MAILBOX_FAILED);
+		free(done);
+		return -1;
+	}
+	for (size_t i = 0; i < n && fn != NULL; i++)
+		fn(done[i].email_id, done[i].mailbox_id, done[i].uid, context);
+	free(done);
 	return 0;
 }

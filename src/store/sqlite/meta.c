@@ -3,9 +3,10 @@
 
 #include "store/sqlite/meta.h"
 
+#include "mime/jmap.h"
 #include "mime/mime.h"
 
-#define META_BUFFERS 19
+#define META_BUFFERS 20
 
 /* Every buffer of the struct, for setting up and freeing. */
 static size_t buffers(struct content_meta *m, struct buf **out)
@@ -20,7 +21,7 @@ static size_t buffers(struct content_meta *m, struct buf **out)
 		&m->display_from, &m->display_to,
 		&m->message_id,	  &m->in_reply_to,
 		&m->references,	  &m->fts_headers,
-		&m->fts_body,
+		&m->fts_body,	  &m->preview,
 	};
 	memcpy(out, all, sizeof(all));
 	return ARRAY_SIZE(all);
@@ -108,6 +109,7 @@ void content_meta_build(struct content_meta *m, struct slice bytes)
 		buf_append(&m->fts_headers, "\n", 1);
 	}
 	mime_body_text(msg, &m->fts_body);
+	mime_preview(msg, &m->preview);
 	m->text_complete = !buf_overflowed(&m->fts_body);
 	m->sent_date = mime_date(msg);
 	m->sent_day = m->sent_date < 0 ? -1 : local_day(msg, m->sent_date);

@@ -25,8 +25,9 @@ struct content_meta {
 	struct buf sort_from, sort_to, sort_cc, display_from, display_to;
 	struct buf message_id, in_reply_to, references;
 	struct buf fts_headers, fts_body;
-	int64_t sent_date; /* -1: none */
-	int64_t sent_day;  /* the Date: header's day in its own zone, -1 */
+	struct buf preview; /* JMAP's, of the body text only */
+	int64_t sent_date;  /* -1: none */
+	int64_t sent_day;   /* the Date: header's day in its own zone, -1 */
 	bool has_attachment;
 	bool text_complete; /* fts_body holds all of the message's text */
 };

@@ -4,6 +4,8 @@
 
 #include "store/sqlite/internal.h"
 
+#include "core/utf8.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -79,6 +81,23 @@ static int store_busy_wait(void *context, int count)
 	return 1;
 }
 
+/* dijk_contains(text, word): whether word occurs in text without case,
+ * Unicode's lower case included (SQLite's LIKE folds ASCII only). For
+ * search words too short for the trigram index. */
+static void sql_contains(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	const uint8_t *text = sqlite3_value_text(argv[0]);
+	const uint8_t *word = sqlite3_value_text(argv[1]);
+	if (text == NULL || word == NULL) {
+		sqlite3_result_int(ctx, 0);
+		return;
+	}
+	struct slice t = slice_make(text, (size_t)sqlite3_value_bytes(argv[0]));
+	struct slice w = slice_make(word, (size_t)sqlite3_value_bytes(argv[1]));
+	sqlite3_result_int(ctx, w.n == 0 || utf8_fold_contains(t, w));
+}
+
 int store_sqlite_open(const char *path, sqlite3 **db_r, char *error,
 		      size_t error_size)
 {
@@ -94,6 +113,10 @@ int store_sqlite_open(const char *path, sqlite3 **db_r, char *error,
 		return -1;
 	}
 	sqlite3_busy_handler(db, store_busy_wait, NULL);
+	sqlite3_create_function(db, "dijk_contains", 2,
+				SQLITE_UTF8 | SQLITE_DETERMINISTIC |
+					SQLITE_INNOCUOUS,
+				NULL, sql_contains, NULL, NULL);
 	/* WAL with full sync: a committed transaction is on disk. */
 	char *err = NULL;
 	rc = sqlite3_exec(db,
@@ -841,6 +864,16 @@ int store_session_delete(struct store_credentials *c,
 {
 	return session_exec(c, "DELETE FROM web_session WHERE hash = ?", hash,
 			    -1, -1, error_r);
+}
+
+int store_session_delete_others(
+	struct store_credentials *c, uint64_t account_id,
+	const uint8_t keep_hash[STORE_SESSION_HASH_SIZE], const char **error_r)
+{
+	return session_exec(c,
+			    "DELETE FROM web_session WHERE account_id = ?2"
+			    " AND hash != ?1",
+			    keep_hash, (int64_t)account_id, -1, error_r);
 }
 
 int store_session_expire(struct store_credentials *c, time_t idle_before,
