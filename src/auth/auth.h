@@ -71,6 +71,31 @@ struct auth_request *auth_session_revoke(struct auth_client *c,
 					 const uint8_t token[AUTH_TOKEN_SIZE],
 					 auth_callback *cb, void *context);
 
+/* A password change: what the auth process made of it. The values go over
+ * the wire (IPC_PASSWORD_CHANGE); UNAVAILABLE is also the client's own
+ * answer when the auth process cannot be reached. */
+enum auth_password_result {
+	AUTH_PASSWORD_CHANGED = 0,
+	AUTH_PASSWORD_NO_SESSION = 1, /* the session is over */
+	AUTH_PASSWORD_WRONG = 2,      /* the old password does not hold */
+	AUTH_PASSWORD_REFUSED = 3,    /* the new one breaks the policy */
+	AUTH_PASSWORD_UNAVAILABLE = 4,
+};
+/* The policy for a new password: AUTH_NEW_PASSWORD_MIN to
+ * PASSWORD_MAX_LENGTH (auth/password.h) bytes, no NUL (IMAP and SMTP AUTH
+ * could not send it), not the old one. */
+#define AUTH_NEW_PASSWORD_MIN 10
+typedef void auth_password_callback(void *context,
+				    enum auth_password_result result);
+/* Changes the password of the session's account when old_password holds,
+ * then ends every other session of the account (the one of token stays).
+ * Both passwords are at most PASSWORD_MAX_LENGTH bytes; the caller wipes
+ * its copies. cb runs later on the loop, once, unless cancelled. */
+struct auth_request *auth_password_change(
+	struct auth_client *c, const uint8_t token[AUTH_TOKEN_SIZE],
+	struct slice old_password, struct slice new_password,
+	const char *remote_address, auth_password_callback *cb, void *context);
+
 void auth_request_cancel(struct auth_request *r);
 
 #endif

@@ -3,7 +3,8 @@
  * upgrades stored hashes that are below policy. It also keeps the webmail's
  * sessions: it makes a session only where a password held, hands its token
  * out once and keeps just the token's SHA-256, so a worker that is taken
- * over can neither mint sessions nor read them. */
+ * over can neither mint sessions nor read them. A password changes here
+ * too, asked for by a live session that knows the old one. */
 #include "core/common.h"
 
 #include "auth/auth.h"
@@ -51,13 +52,17 @@ struct authd_job {
 	bool token_made;
 	char user_agent[256];
 	char username[AUTH_MAX_USERNAME + 1];
-	uint8_t password[PASSWORD_MAX_LENGTH];
+	uint8_t password[PASSWORD_MAX_LENGTH]; /* the old one, for a change */
 	size_t password_len;
+	uint8_t new_password[PASSWORD_MAX_LENGTH];
+	size_t new_password_len;
 	char protocol[16];
 	char remote[64];
 	/* result */
 	uint64_t account_id;
 	char address[STORE_MAX_ADDRESS];
+	enum auth_password_result outcome; /* of a change */
+	int sessions_ended;		   /* by a change */
 };
 
 /* Each pool thread keeps its own store handles, in a slot of its own so
@@ -198,12 +203,110 @@ static void session_revoke(struct authd_job *job, struct store *store,
 			 (unsigned long long)session.account_id);
 }
 
+/* Whether the account's stored hash is still phc: a password change may
+ * have run on the other thread while this one was hashing. */
+static bool password_unchanged(struct store_credentials *credentials,
+			       uint64_t account_id, const char *phc)
+{
+	const char *error;
+	char *now = NULL;
+	int found = store_credentials_get_password(credentials, account_id,
+						   &now, &error);
+	if (found < 0)
+		log_error("credential lookup: %s", error);
+	bool same = found > 0 && strcmp(now, phc) == 0;
+	if (now != NULL) {
+		sodium_memzero(now, strlen(now));
+		free(now);
+	}
+	return same;
+}
+
+/* A password change asked for by a live session: the old password must
+ * hold and the new one keep the policy. The account's other sessions end
+ * before the new hash is stored, so that a failure never leaves them
+ * behind a new password, and again after it, for a login with the old one
+ * that finished meanwhile. */
+static void password_change(struct authd_job *job, struct store *store,
+			    struct store_credentials *credentials)
+{
+	const char *error;
+	struct slice old = slice_make(job->password, job->password_len);
+	struct slice fresh =
+		slice_make(job->new_password, job->new_password_len);
+	session_check(job, store, credentials);
+	uint64_t account_id = job->account_id;
+	job->account_id = 0;
+	if (account_id == 0) {
+		job->outcome = AUTH_PASSWORD_NO_SESSION;
+		return;
+	}
+	/* The policy first: it costs nothing and tells nothing of the old
+	 * password. */
+	if (fresh.n < AUTH_NEW_PASSWORD_MIN || fresh.n > PASSWORD_MAX_LENGTH ||
+	    memchr(fresh.p, '\0', fresh.n) != NULL) {
+		job->outcome = AUTH_PASSWORD_REFUSED;
+		return;
+	}
+	char *phc = NULL;
+	int found = store_credentials_get_password(credentials, account_id,
+						   &phc, &error);
+	if (found < 0) {
+		log_error("credential lookup: %s", error);
+		job->outcome = AUTH_PASSWORD_UNAVAILABLE;
+		return;
+	}
+	bool holds = false;
+	if (found == 0)
+		password_verify_dummy(old);
+	else
+		holds = password_verify(phc, old);
+	if (phc != NULL) {
+		sodium_memzero(phc, strlen(phc));
+		free(phc);
+	}
+	if (!holds) {
+		job->outcome = AUTH_PASSWORD_WRONG;
+		return;
+	}
+	if (fresh.n == old.n && sodium_memcmp(fresh.p, old.p, old.n) == 0) {
+		job->outcome = AUTH_PASSWORD_REFUSED;
+		return;
+	}
+	uint8_t keep[STORE_SESSION_HASH_SIZE];
+	session_hash(job->token, keep);
+	char made[PASSWORD_PHC_MAX];
+	int ended = -1;
+	job->outcome = AUTH_PASSWORD_UNAVAILABLE;
+	if (password_hash(fresh, made) != 0) {
+		log_error("password change: hashing failed");
+	} else if ((ended = store_session_delete_others(credentials, account_id,
+							keep, &error)) < 0 ||
+		   store_credentials_set_password(credentials, account_id, made,
+						  &error) != 0) {
+		log_error("password change: %s", error);
+	} else {
+		int later = store_session_delete_others(credentials, account_id,
+							keep, &error);
+		/* Stored, and the sessions older than it are gone anyway. */
+		if (later < 0)
+			log_error("password change: %s", error);
+		else
+			ended += later;
+		job->outcome = AUTH_PASSWORD_CHANGED;
+		job->account_id = account_id;
+		job->sessions_ended = ended;
+	}
+	sodium_memzero(made, sizeof(made));
+}
+
 static void job_work(void *arg)
 {
 	struct authd_job *job = arg;
 	const char *error;
 	struct slice password = slice_make(job->password, job->password_len);
 	job->account_id = 0;
+	job->outcome = AUTH_PASSWORD_UNAVAILABLE;
 	struct thread_handles *h = my_handles();
 	if (h->store == NULL)
 		h->store = store_open(job->conn->d->data_dir, &error);
@@ -227,6 +330,10 @@ static void job_work(void *arg)
 		session_revoke(job, thread_store, thread_credentials);
 		return;
 	}
+	if (job->type == IPC_PASSWORD_CHANGE) {
+		password_change(job, thread_store, thread_credentials);
+		return;
+	}
 	uint64_t account_id = 0;
 	char *phc = NULL;
 	int found = store_user_lookup(thread_store, slice_cstr(job->username),
@@ -244,22 +351,63 @@ static void job_work(void *arg)
 				   sizeof(job->address), &error);
 		if (password_needs_rehash(phc)) {
 			char upgraded[PASSWORD_PHC_MAX];
+			/* Never over a password changed while this one was
+			 * hashed. (A window of one statement remains: the
+			 * store has no compare-and-set.) */
 			if (password_hash(password, upgraded) == 0 &&
+			    password_unchanged(thread_credentials, account_id,
+					       phc) &&
 			    store_credentials_set_password(thread_credentials,
 							   account_id, upgraded,
-							   &error) == 0)
+							   &error) == 0) {
 				log_info("upgraded the password hash of %s",
 					 job->address);
+				sodium_memzero(phc, strlen(phc));
+				free(phc);
+				phc = xstrdup(upgraded);
+			}
 			sodium_memzero(upgraded, sizeof(upgraded));
+		}
+	}
+	sodium_memzero(job->password, sizeof(job->password));
+	if (job->type == IPC_WEB_LOGIN && job->account_id != 0) {
+		session_make(job, thread_credentials);
+		/* A password change that stored its hash before the session
+		 * was made may have ended the other sessions before it too:
+		 * a session of the old password must not outlive it. */
+		if (job->token_made &&
+		    !password_unchanged(thread_credentials, account_id, phc)) {
+			uint8_t hash[STORE_SESSION_HASH_SIZE];
+			session_hash(job->token, hash);
+			if (store_session_delete(thread_credentials, hash,
+						 &error) < 0)
+				log_error("session: %s", error);
+			job->token_made = false;
+			job->account_id = 0;
 		}
 	}
 	if (phc != NULL) {
 		sodium_memzero(phc, strlen(phc));
 		free(phc);
 	}
-	sodium_memzero(job->password, sizeof(job->password));
-	if (job->type == IPC_WEB_LOGIN && job->account_id != 0)
-		session_make(job, thread_credentials);
+}
+
+static void log_password_change(const struct authd_job *job)
+{
+	static const char *const why[] = {
+		[AUTH_PASSWORD_NO_SESSION] = "no session",
+		[AUTH_PASSWORD_WRONG] = "wrong password",
+		[AUTH_PASSWORD_REFUSED] = "new password refused",
+		[AUTH_PASSWORD_UNAVAILABLE] = "failed",
+	};
+	if (job->outcome == AUTH_PASSWORD_CHANGED)
+		log_info("web password change ok for %s from %s;"
+			 " %d other sessions ended",
+			 job->address, job->remote, job->sessions_ended);
+	else
+		log_info("web password change %s for %s from %s",
+			 why[job->outcome],
+			 job->address[0] ? job->address : "?", job->remote);
 }
 
 static void job_done(void *arg)
@@ -272,6 +420,8 @@ static void job_done(void *arg)
 			 job->remote);
 	else if (job->type == IPC_SESSION_REVOKE && job->account_id != 0)
 		log_info("web session of %s ended", job->address);
+	else if (job->type == IPC_PASSWORD_CHANGE)
+		log_password_change(job);
 	if (!c->closed) {
 		struct buf out;
 		buf_init(&out, IPC_MAX_FRAME);
@@ -282,13 +432,18 @@ static void job_done(void *arg)
 		if (job->token_made)
 			ipc_put_bytes(&out, slice_make(job->token,
 						       sizeof(job->token)));
+		if (job->type == IPC_PASSWORD_CHANGE) {
+			uint8_t outcome = (uint8_t)job->outcome;
+			ipc_put_bytes(&out, slice_make(&outcome, 1));
+		}
 		if (ipc_end(&out) == 0)
 			bufferevent_write(c->bev, out.p, out.n);
 		sodium_memzero(out.p, out.n);
 		buf_free(&out);
 	}
-	sodium_memzero(job->token, sizeof(job->token));
 	conn_unref(c);
+	/* Tokens and passwords. */
+	sodium_memzero(job, sizeof(*job));
 	free(job);
 }
 
@@ -315,7 +470,7 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 	struct authd_job *job = xcalloc(1, sizeof(*job));
 	job->type = (enum ipc_type)f->type;
 	struct slice cursor = f->payload, user = {0}, pass = {0}, proto,
-		     remote = {0}, agent;
+		     remote = {0}, agent, fresh = {0};
 	bool ok;
 	switch (f->type) {
 	case IPC_AUTH_PASSWORD:
@@ -339,6 +494,16 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 	case IPC_SESSION_REVOKE:
 		ok = parse_token(&cursor, job) == 0;
 		break;
+	case IPC_PASSWORD_CHANGE:
+		ok = parse_token(&cursor, job) == 0 &&
+		     ipc_get_bytes(&cursor, &pass) == 0 &&
+		     ipc_get_bytes(&cursor, &fresh) == 0 &&
+		     ipc_get_bytes(&cursor, &remote) == 0 &&
+		     pass.n <= sizeof(job->password) &&
+		     fresh.n <= sizeof(job->new_password) &&
+		     copy_field(remote, job->remote, sizeof(job->remote)) == 0;
+		snprintf(job->protocol, sizeof(job->protocol), "web");
+		break;
 	default:
 		ok = false;
 	}
@@ -352,9 +517,14 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 		free(job);
 		return -1;
 	}
-	if (f->type == IPC_AUTH_PASSWORD || f->type == IPC_WEB_LOGIN) {
+	if (f->type == IPC_AUTH_PASSWORD || f->type == IPC_WEB_LOGIN ||
+	    f->type == IPC_PASSWORD_CHANGE) {
 		memcpy(job->password, pass.p, pass.n);
 		job->password_len = pass.n;
+	}
+	if (f->type == IPC_PASSWORD_CHANGE) {
+		memcpy(job->new_password, fresh.p, fresh.n);
+		job->new_password_len = fresh.n;
 	}
 	job->id = f->id;
 	job->conn = c;

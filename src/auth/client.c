@@ -10,6 +10,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -25,7 +26,8 @@ struct auth_request {
 	struct auth_client *client;
 	uint32_t id;
 	auth_callback *cb;
-	auth_login_callback *login_cb; /* instead of cb, for web logins */
+	auth_login_callback *login_cb;	     /* instead of cb, for web logins */
+	auth_password_callback *password_cb; /* or for password changes */
 	void *context;
 	struct event *timeout;
 	struct auth_request *prev, *next;
@@ -51,16 +53,29 @@ static void request_unlink(struct auth_request *r)
 	event_free(r->timeout);
 }
 
+/* extra is the reply's third field: a login's token, a password change's
+ * outcome, or nothing. */
 static void request_finish(struct auth_request *r, enum auth_result result,
 			   uint64_t account_id, const char *address,
-			   const uint8_t *token)
+			   struct slice extra)
 {
 	request_unlink(r);
 	auth_callback *cb = r->cb;
 	auth_login_callback *login_cb = r->login_cb;
+	auth_password_callback *password_cb = r->password_cb;
 	void *context = r->context;
 	free(r);
-	if (login_cb != NULL) {
+	const uint8_t *token = extra.n == AUTH_TOKEN_SIZE ? extra.p : NULL;
+	if (password_cb != NULL) {
+		enum auth_password_result outcome = AUTH_PASSWORD_UNAVAILABLE;
+		if (result != AUTH_UNAVAILABLE && extra.n == 1 &&
+		    extra.p[0] <= AUTH_PASSWORD_UNAVAILABLE)
+			outcome = (enum auth_password_result)extra.p[0];
+		/* Changed exactly when an account came back. */
+		if ((outcome == AUTH_PASSWORD_CHANGED) != (result == AUTH_OK))
+			outcome = AUTH_PASSWORD_UNAVAILABLE;
+		password_cb(context, outcome);
+	} else if (login_cb != NULL) {
 		/* A login is good only with its session. */
 		if (result == AUTH_OK && token == NULL)
 			result = AUTH_UNAVAILABLE;
@@ -78,7 +93,8 @@ static void client_disconnect(struct auth_client *c)
 		c->bev = NULL;
 	}
 	while (c->requests != NULL)
-		request_finish(c->requests, AUTH_UNAVAILABLE, 0, "", NULL);
+		request_finish(c->requests, AUTH_UNAVAILABLE, 0, "",
+			       slice_make(NULL, 0));
 }
 
 static void client_read(struct bufferevent *bev, void *arg)
@@ -96,37 +112,45 @@ static void client_read(struct bufferevent *bev, void *arg)
 		int r = ipc_parse(slice_make(p, want), &f, &consumed);
 		if (r == 0)
 			return;
-		struct slice cursor = f.payload, address, token = {0};
+		struct slice cursor = f.payload, address, extra = {0};
 		uint64_t account_id;
 		char addr[AUTH_MAX_USERNAME + 1];
-		uint8_t token_bytes[AUTH_TOKEN_SIZE];
+		uint8_t extra_bytes[AUTH_TOKEN_SIZE];
 		if (r < 0 || f.type != IPC_AUTH_REPLY ||
 		    ipc_get_u64(&cursor, &account_id) != 0 ||
 		    ipc_get_bytes(&cursor, &address) != 0 ||
 		    address.n > AUTH_MAX_USERNAME ||
 		    (cursor.n > 0 &&
-		     (ipc_get_bytes(&cursor, &token) != 0 ||
-		      token.n != AUTH_TOKEN_SIZE || cursor.n != 0))) {
+		     (ipc_get_bytes(&cursor, &extra) != 0 ||
+		      extra.n > sizeof(extra_bytes) || cursor.n != 0))) {
+			log_error("malformed reply from the auth process");
+			client_disconnect(c);
+			return;
+		}
+		struct auth_request *q = c->requests;
+		while (q != NULL && q->id != f.id)
+			q = q->next;
+		/* The third field must be what the request asks for. */
+		size_t expected = 0;
+		if (q != NULL && q->password_cb != NULL)
+			expected = 1;
+		else if (q != NULL && q->login_cb != NULL && account_id != 0)
+			expected = AUTH_TOKEN_SIZE;
+		if (q != NULL && extra.n != expected) {
 			log_error("malformed reply from the auth process");
 			client_disconnect(c);
 			return;
 		}
 		memcpy(addr, address.p, address.n);
 		addr[address.n] = '\0';
-		if (token.n > 0)
-			memcpy(token_bytes, token.p, token.n);
-		uint32_t id = f.id;
+		if (extra.n > 0)
+			memcpy(extra_bytes, extra.p, extra.n);
 		evbuffer_drain(in, consumed);
-		for (struct auth_request *q = c->requests; q; q = q->next) {
-			if (q->id == id) {
-				request_finish(
-					q, account_id ? AUTH_OK : AUTH_FAILED,
-					account_id, addr,
-					token.n > 0 ? token_bytes : NULL);
-				break;
-			}
-		}
-		memset(token_bytes, 0, sizeof(token_bytes));
+		if (q != NULL)
+			request_finish(q, account_id ? AUTH_OK : AUTH_FAILED,
+				       account_id, addr,
+				       slice_make(extra_bytes, extra.n));
+		sodium_memzero(extra_bytes, sizeof(extra_bytes));
 		/* A callback may have freed the client's connection. */
 		if (c->bev != bev)
 			return;
@@ -191,29 +215,24 @@ static void request_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct auth_request *r = arg;
 	log_warning("the auth process did not answer in time");
-	request_finish(r, AUTH_UNAVAILABLE, 0, "", NULL);
+	request_finish(r, AUTH_UNAVAILABLE, 0, "", slice_make(NULL, 0));
 }
 
 static void fail_soon(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	request_finish(arg, AUTH_UNAVAILABLE, 0, "", NULL);
+	request_finish(arg, AUTH_UNAVAILABLE, 0, "", slice_make(NULL, 0));
 }
 
-/* Sends a request of type with its fields; the reply goes to cb or
- * login_cb. */
+/* Sends a request of type with its fields; the reply goes to the one
+ * callback of r that the caller set. */
 static struct auth_request *
-send_request(struct auth_client *c, enum ipc_type type,
-	     const struct slice *fields, size_t count, auth_callback *cb,
-	     auth_login_callback *login_cb, void *context)
+send_request(struct auth_client *c, struct auth_request *r, enum ipc_type type,
+	     const struct slice *fields, size_t count)
 {
-	struct auth_request *r = xcalloc(1, sizeof(*r));
 	r->client = c;
 	r->id = c->next_id++;
-	r->cb = cb;
-	r->login_cb = login_cb;
-	r->context = context;
 	r->next = c->requests;
 	if (c->requests)
 		c->requests->prev = r;
@@ -226,13 +245,22 @@ send_request(struct auth_client *c, enum ipc_type type,
 		ipc_put_bytes(&out, fields[i]);
 	bool sent = ipc_end(&out) == 0 && client_connect(c) == 0 &&
 		    bufferevent_write(c->bev, out.p, out.n) == 0;
-	memset(out.p, 0, out.n);
+	/* The frame may hold passwords. */
+	sodium_memzero(out.p, out.n);
 	buf_free(&out);
 	/* The callback never runs before this function returns. */
 	struct timeval tv = {sent ? AUTH_REQUEST_TIMEOUT_SECONDS : 0, 0};
 	r->timeout =
 		evtimer_new(c->base, sent ? request_timeout : fail_soon, r);
 	evtimer_add(r->timeout, &tv);
+	return r;
+}
+
+static struct auth_request *request_new(auth_callback *cb, void *context)
+{
+	struct auth_request *r = xcalloc(1, sizeof(*r));
+	r->cb = cb;
+	r->context = context;
 	return r;
 }
 
@@ -245,8 +273,8 @@ struct auth_request *auth_check_password(struct auth_client *c,
 {
 	const struct slice fields[] = {username, password, slice_cstr(protocol),
 				       slice_cstr(remote_address)};
-	return send_request(c, IPC_AUTH_PASSWORD, fields, ARRAY_SIZE(fields),
-			    cb, NULL, context);
+	return send_request(c, request_new(cb, context), IPC_AUTH_PASSWORD,
+			    fields, ARRAY_SIZE(fields));
 }
 
 struct auth_request *
@@ -257,8 +285,9 @@ auth_web_login(struct auth_client *c, struct slice username,
 	const struct slice fields[] = {username, password,
 				       slice_cstr(remote_address),
 				       slice_cstr(user_agent)};
-	return send_request(c, IPC_WEB_LOGIN, fields, ARRAY_SIZE(fields), NULL,
-			    cb, context);
+	struct auth_request *r = request_new(NULL, context);
+	r->login_cb = cb;
+	return send_request(c, r, IPC_WEB_LOGIN, fields, ARRAY_SIZE(fields));
 }
 
 struct auth_request *auth_session_check(struct auth_client *c,
@@ -266,7 +295,8 @@ struct auth_request *auth_session_check(struct auth_client *c,
 					auth_callback *cb, void *context)
 {
 	const struct slice fields[] = {slice_make(token, AUTH_TOKEN_SIZE)};
-	return send_request(c, IPC_SESSION_CHECK, fields, 1, cb, NULL, context);
+	return send_request(c, request_new(cb, context), IPC_SESSION_CHECK,
+			    fields, 1);
 }
 
 struct auth_request *auth_session_revoke(struct auth_client *c,
@@ -274,8 +304,22 @@ struct auth_request *auth_session_revoke(struct auth_client *c,
 					 auth_callback *cb, void *context)
 {
 	const struct slice fields[] = {slice_make(token, AUTH_TOKEN_SIZE)};
-	return send_request(c, IPC_SESSION_REVOKE, fields, 1, cb, NULL,
-			    context);
+	return send_request(c, request_new(cb, context), IPC_SESSION_REVOKE,
+			    fields, 1);
+}
+
+struct auth_request *auth_password_change(
+	struct auth_client *c, const uint8_t token[AUTH_TOKEN_SIZE],
+	struct slice old_password, struct slice new_password,
+	const char *remote_address, auth_password_callback *cb, void *context)
+{
+	const struct slice fields[] = {slice_make(token, AUTH_TOKEN_SIZE),
+				       old_password, new_password,
+				       slice_cstr(remote_address)};
+	struct auth_request *r = request_new(NULL, context);
+	r->password_cb = cb;
+	return send_request(c, r, IPC_PASSWORD_CHANGE, fields,
+			    ARRAY_SIZE(fields));
 }
 
 void auth_request_cancel(struct auth_request *r)

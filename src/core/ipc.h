@@ -31,6 +31,11 @@ enum ipc_type {
 	/* http -> auth: token; IPC_AUTH_REPLY with the account it belonged
 	 * to (0: there was no such session) */
 	IPC_SESSION_REVOKE = 6,
+	/* http -> auth: token, old password, new password, remote address;
+	 * IPC_AUTH_REPLY with the account (0 unless the password was
+	 * changed), its address and a third field of one byte, the outcome
+	 * (enum auth_password_result of auth/auth.h) */
+	IPC_PASSWORD_CHANGE = 7,
 };
 
 struct ipc_frame {

@@ -4,14 +4,18 @@
  * every request is checked against the auth process again. A request that
  * changes anything must also come from our own origin and carry the
  * session's CSRF value, derived from the token (HMAC), in a header that a
- * page of another site can neither read nor send. */
+ * page of another site can neither read nor send. A password change goes to
+ * the auth process too (this worker never sees a hash); the account's
+ * settings (/api/settings: its choice of brand) live in its store. */
 #include "core/common.h"
 
 #include "http/internal.h"
 
 #include "auth/auth.h"
+#include "auth/password.h"
 #include "core/log.h"
 #include "core/pool.h"
+#include "http/jmap.h"
 
 #include <sodium.h>
 
@@ -21,6 +25,11 @@
 #include <jansson.h>
 
 #define LOGIN_MAX_BODY 8192
+/* Two passwords of PASSWORD_MAX_LENGTH bytes, JSON-escaped. */
+#define PASSWORD_MAX_BODY (16 * 1024)
+#define SETTINGS_MAX_BODY 4096
+/* The account's choice of brand, among its settings. */
+#define SETTING_BRAND "brand"
 
 /* ---- Kept calls ---- */
 
@@ -76,7 +85,32 @@ static void finish(struct http_call *c, int code, const struct buf *json)
 
 void http_call_finish(struct http_call *c)
 {
+	if (c->reply_type != NULL && !c->gone) {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+		if (c->reply_disposition[0] != '\0')
+			evhttp_add_header(h, "Content-Disposition",
+					  c->reply_disposition);
+		if (c->cacheable)
+			evhttp_add_header(h, "Cache-Control",
+					  "private, max-age=604800, immutable");
+		evhttp_connection_set_closecb(c->conn, NULL, NULL);
+		c->conn = NULL;
+		http_send_buf(c, c->reply_code ? c->reply_code : 200,
+			      c->reply_type, &c->reply);
+		http_call_free(c);
+		return;
+	}
 	finish(c, c->reply_code ? c->reply_code : 200, &c->reply);
+}
+
+static void finish_no_content(struct http_call *c)
+{
+	if (!c->gone) {
+		evhttp_connection_set_closecb(c->conn, NULL, NULL);
+		c->conn = NULL;
+		http_send(c, 204, NULL, NULL, 0);
+	}
+	http_call_free(c);
 }
 
 static void finish_text(struct http_call *c, int code, const char *json)
@@ -210,6 +244,9 @@ static void pool_done(void *arg)
 {
 	struct http_call *c = arg;
 	c->busy = false;
+	for (size_t i = 0; i < c->notify_count; i++)
+		http_notify(c->server, c->notify[i]);
+	c->notify_count = 0;
 	http_call_finish(c);
 }
 
@@ -249,6 +286,147 @@ static void session_json(struct http_call *c,
 	json_decref(o);
 }
 
+/* ---- Settings ----
+ * The account's settings live in its store, so they are read and written
+ * on the pool; the reply (and the brand cookie) is made back on the loop,
+ * which owns the request and the brands. */
+
+enum settings_kind {
+	SETTINGS_LOGIN, /* the login's reply, with the brand */
+	SETTINGS_GET,
+	SETTINGS_SET, /* store set_brand first */
+};
+
+struct settings_job {
+	struct http_call *c;
+	enum settings_kind kind;
+	char set_brand[STORE_MAX_BRAND_NAME + 1]; /* "": forget the choice */
+	/* results */
+	bool failed;
+	char brand[STORE_MAX_BRAND_NAME + 1]; /* "": none */
+	char *name;			      /* display name, or NULL */
+};
+
+/* A setting as a C string (malloc'd), NULL when not set; -1 on error. */
+static int setting_read(struct store *store, uint64_t account_id,
+			const char *name, char **value_r)
+{
+	const char *error;
+	struct buf b;
+	buf_init(&b, 64 * 1024);
+	*value_r = NULL;
+	int r = store_setting_get(store, account_id, name, &b, &error);
+	if (r < 0)
+		log_error("settings: %s", error);
+	else if (r > 0)
+		*value_r = xstrdup(buf_cstr(&b));
+	buf_free(&b);
+	return r < 0 ? -1 : 0;
+}
+
+static void settings_work(void *arg)
+{
+	struct settings_job *j = arg;
+	struct http_call *c = j->c;
+	struct store *store = store_thread_handle(c->server->data_dir);
+	const char *error;
+	if (j->kind == SETTINGS_SET &&
+	    store_setting_set(store, c->account_id, SETTING_BRAND,
+			      j->set_brand[0] ? j->set_brand : NULL,
+			      &error) != 0) {
+		log_error("settings: %s", error);
+		j->failed = true;
+		return;
+	}
+	char *brand;
+	if (setting_read(store, c->account_id, SETTING_BRAND, &brand) != 0) {
+		j->failed = true;
+		return;
+	}
+	if (brand != NULL && strlen(brand) < sizeof(j->brand))
+		memcpy(j->brand, brand, strlen(brand) + 1);
+	free(brand);
+	if (j->kind != SETTINGS_LOGIN &&
+	    setting_read(store, c->account_id, JMAP_SETTING_NAME, &j->name) !=
+		    0)
+		j->failed = true;
+}
+
+/* {"brand": NAME or null, "name": display name, "brands": [{"name",
+ * "display"}...]}: what the settings page shows. */
+static void settings_json(struct http_call *c, const struct http_brand *b,
+			  const char *name, struct buf *out)
+{
+	struct http_server *server = c->server;
+	http_brands_refresh(server);
+	json_t *brands = json_array();
+	for (size_t i = 0; i < server->brand_count; i++)
+		json_array_append_new(
+			brands,
+			json_pack("{s:s, s:s}", "name", server->brands[i].name,
+				  "display", server->brands[i].display));
+	json_t *o = json_pack("{s:o, s:s, s:o}", "brand",
+			      b ? json_string(b->name) : json_null(), "name",
+			      name ? name : "", "brands", brands);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	buf_append_cstr(out, text ? text : "{}");
+	free(text);
+	json_decref(o);
+}
+
+static void settings_done(void *arg)
+{
+	struct settings_job *j = arg;
+	struct http_call *c = j->c;
+	c->busy = false;
+	/* A choice of a brand that is gone since counts as none. */
+	const struct http_brand *b = NULL;
+	if (!c->gone && !j->failed && j->brand[0] != '\0')
+		b = http_brand_find(c->server, j->brand);
+	struct buf body;
+	buf_init(&body, 64 * 1024);
+	if (j->kind == SETTINGS_LOGIN) {
+		/* A setting that cannot be read does not stop a login. */
+		char csrf[HTTP_TOKEN_TEXT_SIZE];
+		http_csrf_value(c->token, csrf);
+		json_t *o = json_pack("{s:s, s:s}", "username", c->address,
+				      "csrf", csrf);
+		if (b != NULL) {
+			json_object_set_new(o, "brand", json_string(b->name));
+			http_set_brand_cookie(c, b);
+		}
+		char *text = json_dumps(o, JSON_COMPACT);
+		buf_append_cstr(&body, text);
+		free(text);
+		json_decref(o);
+		finish(c, 200, &body);
+	} else if (j->failed) {
+		finish_text(c, 503, "{\"error\":\"unavailable\"}");
+	} else {
+		if (j->kind == SETTINGS_SET && b != NULL)
+			http_set_brand_cookie(c, b);
+		if (!c->gone)
+			settings_json(c, b, j->name, &body);
+		finish(c, 200, &body);
+	}
+	buf_free(&body);
+	free(j->name);
+	free(j);
+}
+
+static void settings_run(struct http_call *c, enum settings_kind kind,
+			 const char *set_brand)
+{
+	DIJK_ASSERT(c->kept && !c->busy);
+	struct settings_job *j = xcalloc(1, sizeof(*j));
+	j->c = c;
+	j->kind = kind;
+	if (set_brand != NULL)
+		snprintf(j->set_brand, sizeof(j->set_brand), "%s", set_brand);
+	c->busy = true;
+	pool_submit(c->server->pool, settings_work, settings_done, j);
+}
+
 static void logged_in(void *context, enum auth_result result,
 		      uint64_t account_id, const char *address,
 		      const uint8_t *token)
@@ -263,11 +441,10 @@ static void logged_in(void *context, enum auth_result result,
 	set_session_cookie(c, text,
 			   c->server->config->session_lifetime_seconds);
 	sodium_memzero(text, sizeof(text));
-	struct buf body;
-	buf_init(&body, 4096);
-	session_json(c, token, &body);
-	finish(c, 200, &body);
-	buf_free(&body);
+	/* The reply comes with the account's choice of brand, read on the
+	 * pool. */
+	memcpy(c->token, token, AUTH_TOKEN_SIZE);
+	settings_run(c, SETTINGS_LOGIN, NULL);
 }
 
 /* The request body, when it is at most max bytes. */
@@ -357,6 +534,121 @@ static void session_info(struct http_call *c)
 	buf_free(&body);
 }
 
+static void settings_get(struct http_call *c)
+{
+	settings_run(c, SETTINGS_GET, NULL);
+}
+
+/* {"brand": NAME} chooses a brand for the account (and this browser);
+ * {"brand": null} forgets the account's choice. */
+static void settings_post(struct http_call *c)
+{
+	struct buf body;
+	buf_init(&body, SETTINGS_MAX_BODY);
+	json_t *o = NULL;
+	if (request_body(c, SETTINGS_MAX_BODY, &body))
+		o = json_loadb((const char *)body.p, body.n,
+			       JSON_REJECT_DUPLICATES, NULL);
+	buf_free(&body);
+	json_t *brand = NULL;
+	if (o == NULL || json_unpack(o, "{s:o!}", SETTING_BRAND, &brand) != 0 ||
+	    !(json_is_string(brand) || json_is_null(brand))) {
+		json_decref(o);
+		finish_text(c, 400, "{\"error\":\"expected {\\\"brand\\\"}\"}");
+		return;
+	}
+	const struct http_brand *b = NULL;
+	if (json_is_string(brand)) {
+		const char *name = json_string_value(brand);
+		/* No NUL inside: the name is compared as a C string. */
+		if (strlen(name) == json_string_length(brand))
+			b = http_brand_find(c->server, name);
+		if (b == NULL) {
+			json_decref(o);
+			finish_text(c, 400, "{\"error\":\"unknown brand\"}");
+			return;
+		}
+	}
+	json_decref(o);
+	settings_run(c, SETTINGS_SET, b ? b->name : "");
+}
+
+/* ---- Password ---- */
+
+static void password_changed(void *context, enum auth_password_result result)
+{
+	struct http_call *c = context;
+	c->auth = NULL;
+	switch (result) {
+	case AUTH_PASSWORD_CHANGED:
+		finish_no_content(c);
+		return;
+	case AUTH_PASSWORD_NO_SESSION:
+		finish_text(c, 401, "{\"error\":\"unauthenticated\"}");
+		return;
+	case AUTH_PASSWORD_WRONG:
+		finish_text(c, 403, "{\"error\":\"wrong password\"}");
+		return;
+	case AUTH_PASSWORD_REFUSED:
+		/* The lengths were checked here: what is left is this. */
+		finish_text(c, 400,
+			    "{\"error\":\"the new password must differ from the"
+			    " old one\"}");
+		return;
+	case AUTH_PASSWORD_UNAVAILABLE:
+		break;
+	}
+	finish_text(c, 503, "{\"error\":\"unavailable\"}");
+}
+
+/* {"old", "new"}: the auth process checks the old password and stores the
+ * new one; this worker sees neither hash. */
+static void password_post(struct http_call *c)
+{
+	struct buf body;
+	buf_init(&body, PASSWORD_MAX_BODY);
+	json_t *o = NULL;
+	const char *old = NULL, *fresh = NULL;
+	size_t old_len = 0, fresh_len = 0;
+	if (request_body(c, PASSWORD_MAX_BODY, &body))
+		o = json_loadb((const char *)body.p, body.n,
+			       JSON_REJECT_DUPLICATES, NULL);
+	int code = 400;
+	const char *problem = NULL;
+	if (o == NULL || json_unpack(o, "{s:s%, s:s%!}", "old", &old, &old_len,
+				     "new", &fresh, &fresh_len) != 0) {
+		old = fresh = NULL;
+		problem = "{\"error\":\"expected {\\\"old\\\", \\\"new\\\"}\"}";
+	} else if (fresh_len < AUTH_NEW_PASSWORD_MIN) {
+		problem = "{\"error\":\"the new password is too short (at"
+			  " least 10 bytes)\"}";
+	} else if (fresh_len > PASSWORD_MAX_LENGTH) {
+		problem = "{\"error\":\"the new password is too long (at most"
+			  " 1024 bytes)\"}";
+	} else if (memchr(fresh, '\0', fresh_len) != NULL) {
+		problem = "{\"error\":\"the new password may not hold NUL\"}";
+	} else if (old_len > PASSWORD_MAX_LENGTH) {
+		/* No password is that long. */
+		code = 403;
+		problem = "{\"error\":\"wrong password\"}";
+	} else {
+		c->auth = auth_password_change(c->server->auth, c->token,
+					       slice_make(old, old_len),
+					       slice_make(fresh, fresh_len),
+					       c->remote, password_changed, c);
+	}
+	/* Jansson keeps its own copies of the passwords: wipe them all. */
+	if (old != NULL)
+		sodium_memzero((char *)old, old_len);
+	if (fresh != NULL)
+		sodium_memzero((char *)fresh, fresh_len);
+	json_decref(o);
+	sodium_memzero(body.p, body.n);
+	buf_free(&body);
+	if (problem != NULL)
+		finish_text(c, code, problem);
+}
+
 bool http_api_route(struct http_call *c)
 {
 	enum evhttp_cmd_type method = evhttp_request_get_command(c->req);
@@ -373,6 +665,25 @@ bool http_api_route(struct http_call *c)
 		else
 			http_with_session(http_call_keep(c), true,
 					  logout_checked);
+		return true;
+	}
+	if (strcmp(c->path, "/api/password") == 0) {
+		if (method != EVHTTP_REQ_POST)
+			http_send_error(c, 405, "Use POST");
+		else
+			http_with_session(http_call_keep(c), true,
+					  password_post);
+		return true;
+	}
+	if (strcmp(c->path, "/api/settings") == 0) {
+		if (method == EVHTTP_REQ_POST)
+			http_with_session(http_call_keep(c), true,
+					  settings_post);
+		else if (method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD)
+			http_with_session(http_call_keep(c), false,
+					  settings_get);
+		else
+			http_send_error(c, 405, "Use GET or POST");
 		return true;
 	}
 	if (strcmp(c->path, "/api/session") == 0) {

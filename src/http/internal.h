@@ -33,6 +33,9 @@ struct auth_client;
 struct auth_request;
 struct pool;
 struct evhttp_connection;
+struct bufferevent;
+struct http_stream;
+struct http_call;
 
 /* A brand as the worker keeps it. */
 struct http_brand {
@@ -57,8 +60,22 @@ struct http_server {
 	time_t brands_loaded;
 	struct auth_client *auth;
 	struct pool *pool;
+	struct bufferevent *master;  /* change notifications */
+	struct http_stream *streams; /* open EventSource streams */
 	bool stopping;
 };
+
+/* Tells the other processes (through the master) and this worker's own
+ * push streams that an account's mail changed. */
+void http_notify(struct http_server *server, uint64_t account_id);
+/* Wakes this worker's push streams of an account (push.c). */
+void http_push_wake(struct http_server *server, uint64_t account_id);
+/* Routes of push.c and blob.c: "/jmap/eventsource", "/jmap/upload/...",
+ * "/jmap/download/...", "/jmap/view/...". */
+bool http_push_route(struct http_call *c);
+bool http_blob_route(struct http_call *c);
+/* Closes every push stream (shutdown). */
+void http_push_close_all(struct http_server *server);
 
 /* A request with what the worker knows of its connection. */
 struct http_call {
@@ -85,7 +102,19 @@ struct http_call {
 	/* What the pool computed for the reply. */
 	struct buf reply;
 	int reply_code;
+	/* Set by the work for a reply that is not JSON (static strings or
+	 * the call's own buffers): type, Content-Disposition, and the CSP of
+	 * a document shown in the webmail's sandboxed frame (also allows
+	 * framing by our own pages). */
+	const char *reply_type;
+	char reply_disposition[600];
+	const char *policy;
+	bool cacheable; /* immutable content: cache privately */
 	void (*work)(struct http_call *c, struct store *store);
+	/* Accounts whose mail the work changed: other processes and the
+	 * push streams are told once it is done. */
+	uint64_t notify[8];
+	size_t notify_count;
 	void (*next)(struct http_call *c);
 	bool check_csrf;
 };
@@ -146,6 +175,10 @@ void http_append_escaped(struct buf *out, const char *text);
 /* Sends an embedded file of web/ (ETag, gzip when accepted), or 304. */
 struct http_asset;
 void http_send_asset(struct http_call *c, const struct http_asset *a);
+
+/* Remembers b as the visitor's choice of webmail: a long-lived cookie,
+ * as /choose/NAME sets it (portal.c). */
+void http_set_brand_cookie(struct http_call *c, const struct http_brand *b);
 
 /* Routes of portal.c: "/", "/choose", "/choose/NAME", "/b/NAME/...";
  * returns false when the path is not one of them. */

@@ -29,6 +29,93 @@ void jmap_account_id(uint64_t account_id, char out[JMAP_ID_TEXT_SIZE])
 		 (unsigned long long)account_id);
 }
 
+void jmap_make_id(char prefix, uint64_t id, char out[JMAP_ID_TEXT_SIZE])
+{
+	snprintf(out, JMAP_ID_TEXT_SIZE, "%c%llu", prefix,
+		 (unsigned long long)id);
+}
+
+bool jmap_parse_id(const char *text, char prefix, uint64_t *id_r)
+{
+	if (text == NULL || text[0] != prefix || text[1] < '1' || text[1] > '9')
+		return false;
+	uint64_t v = 0;
+	for (const char *p = text + 1; *p; p++) {
+		if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	*id_r = v;
+	return true;
+}
+
+const char *jmap_resolve_id(struct jmap_context *jc, const char *id)
+{
+	if (id == NULL || id[0] != '#' || jc->created == NULL)
+		return id;
+	json_t *v = json_object_get(jc->created, id + 1);
+	return json_is_string(v) ? json_string_value(v) : id;
+}
+
+json_t *jmap_state(struct jmap_context *jc)
+{
+	uint64_t state;
+	const char *error;
+	if (store_jmap_state(jc->store, jc->account_id, &state, &error) != 0) {
+		log_error("state: %s", error);
+		return NULL;
+	}
+	char text[24];
+	snprintf(text, sizeof(text), "%llu", (unsigned long long)state);
+	return json_string(text);
+}
+
+void jmap_notify(struct jmap_context *jc, uint64_t account_id)
+{
+	for (size_t i = 0; i < jc->notify_count; i++)
+		if (jc->notify[i] == account_id)
+			return;
+	if (jc->notify_count < ARRAY_SIZE(jc->notify))
+		jc->notify[jc->notify_count++] = account_id;
+}
+
+bool jmap_wanted_properties(json_t *args, const char *name,
+			    const char *const *known, size_t count,
+			    json_t **props_r)
+{
+	json_t *props = json_object_get(args, name);
+	*props_r = NULL;
+	if (props == NULL || json_is_null(props))
+		return true;
+	if (!json_is_array(props))
+		return false;
+	size_t i;
+	json_t *p;
+	json_array_foreach(props, i, p)
+	{
+		if (!json_is_string(p))
+			return false;
+		bool ok = false;
+		for (size_t k = 0; k < count; k++)
+			ok |= strcmp(json_string_value(p), known[k]) == 0;
+		if (!ok)
+			return false;
+	}
+	*props_r = props;
+	return true;
+}
+
+bool jmap_property_wanted(json_t *props, const char *name)
+{
+	if (props == NULL)
+		return true;
+	size_t i;
+	json_t *p;
+	json_array_foreach(props, i, p) if (strcmp(json_string_value(p),
+						   name) == 0) return true;
+	return false;
+}
+
 /* ---- The session resource (RFC 8620 2) ---- */
 
 static void session_resource(struct http_call *c)
@@ -93,6 +180,18 @@ static json_t *core_echo(struct jmap_context *jc, json_t *args)
 static const struct method methods[] = {
 	{"Core/echo", JMAP_CORE, core_echo},
 	{"Mailbox/get", JMAP_MAIL, jmap_mailbox_get},
+	{"Mailbox/changes", JMAP_MAIL, jmap_mailbox_changes},
+	{"Mailbox/set", JMAP_MAIL, jmap_mailbox_set},
+	{"Email/get", JMAP_MAIL, jmap_email_get},
+	{"Email/query", JMAP_MAIL, jmap_email_query},
+	{"Email/set", JMAP_MAIL, jmap_email_set},
+	{"Email/changes", JMAP_MAIL, jmap_email_changes},
+	{"Thread/get", JMAP_MAIL, jmap_thread_get},
+	{"Thread/changes", JMAP_MAIL, jmap_thread_changes},
+	{"SearchSnippet/get", JMAP_MAIL, jmap_search_snippet_get},
+	{"Identity/get", JMAP_SUBMISSION, jmap_identity_get},
+	{"Identity/set", JMAP_SUBMISSION, jmap_identity_set},
+	{"EmailSubmission/set", JMAP_SUBMISSION, jmap_submission_set},
 };
 
 static json_t *jmap_error(const char *type, const char *description)
@@ -140,9 +239,15 @@ static void api_work(struct http_call *c, struct store *store)
 	}
 	struct jmap_context jc = {
 		.store = store,
+		.data_dir = c->server->data_dir,
 		.account_id = c->account_id,
+		.address = c->address,
+		.created = json_object(),
+		.extra = json_array(),
 	};
 	jmap_account_id(c->account_id, jc.account);
+	if (json_is_object(request.created_ids))
+		json_object_update(jc.created, request.created_ids);
 	json_t *responses = json_array();
 	for (size_t i = 0; i < request.call_count; i++) {
 		const struct jmap_call *call = &request.calls[i];
@@ -185,11 +290,31 @@ static void api_work(struct http_call *c, struct store *store)
 		json_decref(args);
 		json_array_append_new(responses, json_pack("[s, o, s]", name,
 							   result, call->id));
+		/* Implicit calls a method asked for (RFC 8621 7.5), with the
+		 * same call id. */
+		size_t k;
+		json_t *extra;
+		json_array_foreach(jc.extra, k, extra)
+		{
+			json_t *more =
+				jmap_email_set(&jc, json_array_get(extra, 1));
+			json_array_append_new(
+				responses,
+				json_pack("[s, o, s]",
+					  jc.failed ? "error" : "Email/set",
+					  more, call->id));
+			jc.failed = false;
+		}
+		json_array_clear(jc.extra);
 	}
+	memcpy(c->notify, jc.notify, sizeof(jc.notify));
+	c->notify_count = jc.notify_count;
 	json_t *o = json_pack("{s:o, s:s}", "methodResponses", responses,
 			      "sessionState", "0");
 	if (request.created_ids != NULL)
-		json_object_set(o, "createdIds", request.created_ids);
+		json_object_set(o, "createdIds", jc.created);
+	json_decref(jc.created);
+	json_decref(jc.extra);
 	char *text = json_dumps(o, JSON_COMPACT);
 	buf_append_cstr(&c->reply, text);
 	free(text);

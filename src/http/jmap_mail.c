@@ -12,6 +12,22 @@
 
 /* ---- Mailbox ---- */
 
+/* Keeps only the wanted properties (and always the id). */
+static void trim_properties(json_t *o, json_t *props)
+{
+	if (props == NULL)
+		return;
+	const char *key;
+	json_t *value;
+	void *tmp;
+	json_object_foreach_safe(o, tmp, key, value)
+	{
+		(void)value;
+		if (strcmp(key, "id") != 0 && !jmap_property_wanted(props, key))
+			json_object_del(o, key);
+	}
+}
+
 static const char *const mailbox_properties[] = {
 	"id",		"name",		"parentId",
 	"role",		"sortOrder",	"totalEmails",
@@ -40,7 +56,7 @@ static void collect_mailbox(const struct store_mailbox *m, void *context)
 
 static void mailbox_id(uint64_t id, char out[JMAP_ID_TEXT_SIZE])
 {
-	snprintf(out, JMAP_ID_TEXT_SIZE, "m%llu", (unsigned long long)id);
+	jmap_make_id('m', id, out);
 }
 
 /* The role of RFC 8621 2 from the special use ("\\Sent" gives "sent"). */
@@ -119,80 +135,13 @@ static json_t *mailbox_object(const struct mailbox_list *l,
 			 rights, "isSubscribed", m->subscribed);
 }
 
-/* The state of the account's mailboxes: changes whenever any of them, or
- * their messages, change. */
-static void mailbox_state(const struct mailbox_list *l, char out[65])
-{
-	crypto_generichash_state st;
-	crypto_generichash_init(&st, NULL, 0, 16);
-	for (size_t i = 0; i < l->count; i++) {
-		const struct store_mailbox *m = &l->rows[i].m;
-		crypto_generichash_update(&st, (const uint8_t *)m->name,
-					  strlen(m->name) + 1);
-		uint64_t v[3] = {m->id, m->highestmodseq, m->subscribed};
-		crypto_generichash_update(&st, (const uint8_t *)v, sizeof(v));
-	}
-	uint8_t h[16];
-	crypto_generichash_final(&st, h, sizeof(h));
-	sodium_bin2hex(out, 65, h, sizeof(h));
-}
-
-/* The "properties" argument: NULL for all, or an error. */
-static bool wanted_properties(json_t *args, const char *const *known,
-			      size_t count, json_t **props_r)
-{
-	json_t *props = json_object_get(args, "properties");
-	*props_r = NULL;
-	if (props == NULL || json_is_null(props))
-		return true;
-	if (!json_is_array(props))
-		return false;
-	size_t i;
-	json_t *p;
-	json_array_foreach(props, i, p)
-	{
-		if (!json_is_string(p))
-			return false;
-		bool ok = false;
-		for (size_t k = 0; k < count; k++)
-			ok |= strcmp(json_string_value(p), known[k]) == 0;
-		if (!ok)
-			return false;
-	}
-	*props_r = props;
-	return true;
-}
-
-/* Keeps only the wanted properties (and always the id). */
-static void trim_properties(json_t *o, json_t *props)
-{
-	if (props == NULL)
-		return;
-	const char *key;
-	json_t *value;
-	void *tmp;
-	json_object_foreach_safe(o, tmp, key, value)
-	{
-		(void)value;
-		if (strcmp(key, "id") == 0)
-			continue;
-		bool keep = false;
-		size_t i;
-		json_t *p;
-		json_array_foreach(props, i, p) keep |=
-			strcmp(json_string_value(p), key) == 0;
-		if (!keep)
-			json_object_del(o, key);
-	}
-}
-
 json_t *jmap_mailbox_get(struct jmap_context *jc, json_t *args)
 {
 	const char *error;
 	json_t *ids = json_object_get(args, "ids");
 	json_t *props;
-	if (!wanted_properties(args, mailbox_properties,
-			       ARRAY_SIZE(mailbox_properties), &props))
+	if (!jmap_wanted_properties(args, "properties", mailbox_properties,
+				    ARRAY_SIZE(mailbox_properties), &props))
 		return jmap_fail(jc, "invalidArguments",
 				 "properties must name Mailbox properties");
 	if (ids != NULL && !json_is_null(ids) && !json_is_array(ids))
@@ -245,9 +194,497 @@ json_t *jmap_mailbox_get(struct jmap_context *jc, json_t *args)
 			json_array_append_new(list, o);
 		}
 	}
-	char state[65];
-	mailbox_state(&l, state);
 	free(l.rows);
-	return json_pack("{s:s, s:s, s:o, s:o}", "accountId", jc->account,
+	json_t *state = jmap_state(jc);
+	if (state == NULL) {
+		json_decref(list);
+		json_decref(not_found);
+		return jmap_fail(jc, "serverFail", NULL);
+	}
+	return json_pack("{s:s, s:o, s:o, s:o}", "accountId", jc->account,
 			 "state", state, "list", list, "notFound", not_found);
+}
+
+/* ---- Mailbox/changes ---- */
+
+typedef int changes_fn(struct store *s, uint64_t account_id, uint64_t since,
+		       size_t max_changes, store_change_fn *fn, void *context,
+		       uint64_t *state_r, bool *more_r, const char **error_r);
+json_t *jmap_changes(struct jmap_context *jc, json_t *args, char prefix,
+		     changes_fn *fn);
+
+json_t *jmap_mailbox_changes(struct jmap_context *jc, json_t *args)
+{
+	json_t *o = jmap_changes(jc, args, 'm', store_mailbox_changes);
+	if (!jc->failed)
+		json_object_set_new(o, "updatedProperties", json_null());
+	return o;
+}
+
+/* ---- Mailbox/set ---- */
+
+static json_t *set_error(const char *type, const char *description)
+{
+	if (description == NULL)
+		return json_pack("{s:s}", "type", type);
+	return json_pack("{s:s, s:s}", "type", type, "description",
+			 description);
+}
+
+static const struct mailbox_row *
+row_by_id(const struct mailbox_list *l, struct jmap_context *jc, const char *id)
+{
+	uint64_t n;
+	if (!jmap_parse_id(jmap_resolve_id(jc, id), 'm', &n))
+		return NULL;
+	for (size_t i = 0; i < l->count; i++)
+		if (l->rows[i].m.id == n)
+			return &l->rows[i];
+	return NULL;
+}
+
+static int load_mailboxes(struct jmap_context *jc, struct mailbox_list *l)
+{
+	const char *error;
+	free(l->rows);
+	l->rows = NULL;
+	l->count = 0;
+	if (store_mailbox_each(jc->store, jc->account_id, collect_mailbox, l,
+			       &error) != 0) {
+		log_error("Mailbox/set: %s", error);
+		return -1;
+	}
+	return 0;
+}
+
+/* A name as JMAP gives it: one level, no separator. */
+static bool name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 490 || strchr(name, '/') != NULL)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+static json_t *mailbox_store_error(int r)
+{
+	switch (r) {
+	case STORE_MAILBOX_EXISTS:
+		return set_error("invalidProperties",
+				 "a mailbox of that name exists");
+	case STORE_MAILBOX_HAS_CHILDREN:
+		return set_error("mailboxHasChild", NULL);
+	case STORE_MAILBOX_BAD_NAME:
+		return set_error("invalidProperties", "invalid name");
+	case STORE_MAILBOX_INBOX:
+		return set_error("forbidden", "the inbox stays");
+	case STORE_MAILBOX_NONEXISTENT:
+		return set_error("notFound", NULL);
+	default:
+		return set_error("serverFail", NULL);
+	}
+}
+
+/* The full name of a mailbox called name under parent (NULL: top). */
+static void full_name(const struct mailbox_row *parent, const char *name,
+		      char *out, size_t size)
+{
+	if (parent != NULL)
+		snprintf(out, size, "%s/%s", parent->m.name, name);
+	else
+		snprintf(out, size, "%s", name);
+}
+
+json_t *jmap_mailbox_set(struct jmap_context *jc, json_t *args)
+{
+	json_t *create = json_object_get(args, "create");
+	json_t *update = json_object_get(args, "update");
+	json_t *destroy = json_object_get(args, "destroy");
+	json_t *remove_emails = json_object_get(args, "onDestroyRemoveEmails");
+	if ((create != NULL && !json_is_null(create) &&
+	     !json_is_object(create)) ||
+	    (update != NULL && !json_is_null(update) &&
+	     !json_is_object(update)) ||
+	    (destroy != NULL && !json_is_null(destroy) &&
+	     !json_is_array(destroy)) ||
+	    (remove_emails != NULL && !json_is_boolean(remove_emails)))
+		return jmap_fail(jc, "invalidArguments", NULL);
+	json_t *old_state = jmap_state(jc);
+	if (old_state == NULL)
+		return jmap_fail(jc, "serverFail", NULL);
+	json_t *if_in = json_object_get(args, "ifInState");
+	if (json_is_string(if_in) &&
+	    strcmp(json_string_value(if_in), json_string_value(old_state)) !=
+		    0) {
+		json_decref(old_state);
+		return jmap_fail(jc, "stateMismatch", NULL);
+	}
+	struct mailbox_list l = {0};
+	json_t *created = json_object(), *not_created = json_object();
+	json_t *updated = json_object(), *not_updated = json_object();
+	json_t *destroyed = json_array(), *not_destroyed = json_object();
+	const char *key, *error;
+	json_t *value;
+	json_object_foreach(create, key, value)
+	{
+		json_t *name = json_object_get(value, "name");
+		json_t *parent_id = json_object_get(value, "parentId");
+		json_t *subscribed = json_object_get(value, "isSubscribed");
+		const struct mailbox_row *parent = NULL;
+		if (load_mailboxes(jc, &l) != 0) {
+			json_object_set_new(not_created, key,
+					    set_error("serverFail", NULL));
+			continue;
+		}
+		if (json_is_string(parent_id))
+			parent =
+				row_by_id(&l, jc, json_string_value(parent_id));
+		if (!json_is_string(name) ||
+		    !name_valid(json_string_value(name)) ||
+		    (parent_id != NULL && !json_is_null(parent_id) &&
+		     parent == NULL) ||
+		    json_object_get(value, "role") != NULL) {
+			json_object_set_new(not_created, key,
+					    set_error("invalidProperties",
+						      "name and parentId"));
+			continue;
+		}
+		char full[STORE_MAX_MAILBOX_NAME + 2];
+		full_name(parent, json_string_value(name), full, sizeof(full));
+		int r = store_mailbox_create(jc->store, jc->account_id, full,
+					     &error);
+		if (r == STORE_MAILBOX_OK && !json_is_false(subscribed))
+			r = store_mailbox_subscribe(jc->store, jc->account_id,
+						    full, true, &error);
+		struct store_mailbox m;
+		if (r != STORE_MAILBOX_OK ||
+		    store_mailbox_get(jc->store, jc->account_id, full, &m,
+				      &error) != 1) {
+			json_object_set_new(not_created, key,
+					    mailbox_store_error(r));
+			continue;
+		}
+		char id[JMAP_ID_TEXT_SIZE];
+		mailbox_id(m.id, id);
+		json_object_set_new(jc->created, key, json_string(id));
+		json_object_set_new(created, key, json_pack("{s:s}", "id", id));
+	}
+	json_object_foreach(update, key, value)
+	{
+		if (load_mailboxes(jc, &l) != 0) {
+			json_object_set_new(not_updated, key,
+					    set_error("serverFail", NULL));
+			continue;
+		}
+		const struct mailbox_row *row = row_by_id(&l, jc, key);
+		if (row == NULL || !json_is_object(value)) {
+			json_object_set_new(
+				not_updated, key,
+				set_error(row ? "invalidPatch" : "notFound",
+					  NULL));
+			continue;
+		}
+		struct store_mailbox m = row->m;
+		json_t *name = json_object_get(value, "name");
+		json_t *parent_id = json_object_get(value, "parentId");
+		json_t *subscribed = json_object_get(value, "isSubscribed");
+		json_t *problem = NULL;
+		const char *k;
+		json_t *v;
+		json_object_foreach(value, k, v)
+		{
+			if (strcmp(k, "name") != 0 &&
+			    strcmp(k, "parentId") != 0 &&
+			    strcmp(k, "isSubscribed") != 0 &&
+			    strcmp(k, "sortOrder") != 0)
+				problem = set_error("invalidProperties", k);
+		}
+		if (problem == NULL && (name != NULL || parent_id != NULL)) {
+			const char *slash = strrchr(m.name, '/');
+			const char *leaf =
+				json_is_string(name)
+					? json_string_value(name)
+					: (slash ? slash + 1 : m.name);
+			const struct mailbox_row *parent =
+				parent_id == NULL ? parent_of(&l, &m)
+				: json_is_string(parent_id)
+					? row_by_id(
+						  &l, jc,
+						  json_string_value(parent_id))
+					: NULL;
+			if ((name != NULL && !json_is_string(name)) ||
+			    !name_valid(leaf) ||
+			    (json_is_string(parent_id) && parent == NULL))
+				problem = set_error("invalidProperties",
+						    "name and parentId");
+			else if (strcmp(m.name, "INBOX") == 0 ||
+				 m.special_use[0] != '\0')
+				problem = set_error("forbidden",
+						    "special mailboxes keep"
+						    " their names");
+			else {
+				char full[STORE_MAX_MAILBOX_NAME + 2];
+				full_name(parent, leaf, full, sizeof(full));
+				size_t n = strlen(m.name);
+				if (strncmp(full, m.name, n) == 0 &&
+				    full[n] == '/')
+					problem = set_error(
+						"invalidProperties",
+						"a mailbox cannot move into"
+						" itself");
+				else if (strcmp(full, m.name) != 0) {
+					int r = store_mailbox_rename(
+						jc->store, jc->account_id,
+						m.name, full, &error);
+					if (r != STORE_MAILBOX_OK)
+						problem =
+							mailbox_store_error(r);
+					else
+						snprintf(m.name, sizeof(m.name),
+							 "%s", full);
+				}
+			}
+		}
+		if (problem == NULL && subscribed != NULL) {
+			if (!json_is_boolean(subscribed))
+				problem = set_error("invalidProperties",
+						    "isSubscribed");
+			else if (store_mailbox_subscribe(
+					 jc->store, jc->account_id, m.name,
+					 json_is_true(subscribed),
+					 &error) != STORE_MAILBOX_OK)
+				problem = set_error("serverFail", NULL);
+		}
+		if (problem != NULL)
+			json_object_set_new(not_updated, key, problem);
+		else
+			json_object_set_new(updated, key, json_null());
+	}
+	size_t i;
+	json_t *item;
+	json_array_foreach(destroy, i, item)
+	{
+		const char *id =
+			json_is_string(item) ? json_string_value(item) : "";
+		if (load_mailboxes(jc, &l) != 0) {
+			json_object_set_new(not_destroyed, id,
+					    set_error("serverFail", NULL));
+			continue;
+		}
+		const struct mailbox_row *row = row_by_id(&l, jc, id);
+		if (row == NULL) {
+			json_object_set_new(not_destroyed, id,
+					    set_error("notFound", NULL));
+			continue;
+		}
+		struct store_mailbox status;
+		if (store_mailbox_status(jc->store, jc->account_id, row->m.name,
+					 &status, &error) != 1) {
+			json_object_set_new(not_destroyed, id,
+					    set_error("serverFail", NULL));
+			continue;
+		}
+		if (status.messages > 0 && !json_is_true(remove_emails)) {
+			json_object_set_new(not_destroyed, id,
+					    set_error("mailboxHasEmail", NULL));
+			continue;
+		}
+		if (strcmp(row->m.name, "INBOX") == 0 ||
+		    row->m.special_use[0] != '\0') {
+			json_object_set_new(
+				not_destroyed, id,
+				set_error("forbidden",
+					  "special mailboxes stay"));
+			continue;
+		}
+		int r = store_mailbox_delete(jc->store, jc->account_id,
+					     row->m.name, &error);
+		if (r == STORE_MAILBOX_OK)
+			r = store_mailbox_subscribe(jc->store, jc->account_id,
+						    row->m.name, false, &error);
+		if (r != STORE_MAILBOX_OK) {
+			json_object_set_new(not_destroyed, id,
+					    mailbox_store_error(r));
+			continue;
+		}
+		json_array_append_new(destroyed, json_string(id));
+	}
+	free(l.rows);
+	if (json_object_size(created) + json_object_size(updated) +
+		    json_array_size(destroyed) >
+	    0)
+		jmap_notify(jc, jc->account_id);
+	json_t *new_state = jmap_state(jc);
+	return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+			 "accountId", jc->account, "oldState", old_state,
+			 "newState", new_state ? new_state : json_string(""),
+			 "created", created, "updated", updated, "destroyed",
+			 destroyed, "notCreated", not_created, "notUpdated",
+			 not_updated, "notDestroyed", not_destroyed);
+}
+
+/* ---- Identity (RFC 8621 6) ----
+ * One identity per account: its own address, with the display name and
+ * signatures the owner sets in the webmail. */
+
+static json_t *setting_string(struct jmap_context *jc, const char *name)
+{
+	struct buf b;
+	buf_init(&b, 64 * 1024);
+	const char *error;
+	int r = store_setting_get(jc->store, jc->account_id, name, &b, &error);
+	json_t *v = r == 1 ? json_stringn((const char *)b.p, b.n) : NULL;
+	buf_free(&b);
+	return v ? v : json_string("");
+}
+
+static json_t *identity_object(struct jmap_context *jc)
+{
+	char id[JMAP_ID_TEXT_SIZE];
+	jmap_make_id('i', jc->account_id, id);
+	return json_pack("{s:s, s:o, s:s, s:n, s:n, s:o, s:o, s:b}", "id", id,
+			 "name", setting_string(jc, JMAP_SETTING_NAME), "email",
+			 jc->address, "replyTo", "bcc", "textSignature",
+			 setting_string(jc, JMAP_SETTING_SIGNATURE),
+			 "htmlSignature",
+			 setting_string(jc, JMAP_SETTING_HTML_SIGNATURE),
+			 "mayDelete", 0);
+}
+
+json_t *jmap_identity_get(struct jmap_context *jc, json_t *args)
+{
+	static const char *const known[] = {
+		"id",  "name",		"email",	 "replyTo",
+		"bcc", "textSignature", "htmlSignature", "mayDelete",
+	};
+	json_t *ids = json_object_get(args, "ids");
+	json_t *props;
+	if (!jmap_wanted_properties(args, "properties", known,
+				    ARRAY_SIZE(known), &props) ||
+	    (ids != NULL && !json_is_null(ids) && !json_is_array(ids)))
+		return jmap_fail(jc, "invalidArguments", NULL);
+	json_t *state = jmap_state(jc);
+	if (state == NULL)
+		return jmap_fail(jc, "serverFail", NULL);
+	json_t *identity = identity_object(jc);
+	trim_properties(identity, props);
+	json_t *list = json_array(), *not_found = json_array();
+	const char *own = json_string_value(json_object_get(identity, "id"));
+	if (!json_is_array(ids)) {
+		json_array_append(list, identity);
+	} else {
+		size_t i;
+		json_t *want;
+		json_array_foreach(ids, i, want)
+		{
+			if (json_is_string(want) &&
+			    strcmp(json_string_value(want), own) == 0)
+				json_array_append(list, identity);
+			else
+				json_array_append(not_found, want);
+		}
+	}
+	json_decref(identity);
+	return json_pack("{s:s, s:o, s:o, s:o}", "accountId", jc->account,
+			 "state", state, "list", list, "notFound", not_found);
+}
+
+/* A setting's value: UTF-8 without control characters but new lines,
+ * at most 8 KiB. */
+static bool setting_valid(json_t *v, bool multiline)
+{
+	if (!json_is_string(v) || json_string_length(v) > 8192)
+		return false;
+	for (const unsigned char *p =
+		     (const unsigned char *)json_string_value(v);
+	     *p; p++)
+		if ((*p < 0x20 && !(multiline && (*p == '\n' || *p == '\t'))) ||
+		    *p == 0x7f)
+			return false;
+	return true;
+}
+
+json_t *jmap_identity_set(struct jmap_context *jc, json_t *args)
+{
+	json_t *create = json_object_get(args, "create");
+	json_t *update = json_object_get(args, "update");
+	json_t *destroy = json_object_get(args, "destroy");
+	json_t *old_state = jmap_state(jc);
+	if (old_state == NULL)
+		return jmap_fail(jc, "serverFail", NULL);
+	char own[JMAP_ID_TEXT_SIZE];
+	jmap_make_id('i', jc->account_id, own);
+	json_t *updated = json_object(), *not_updated = json_object();
+	json_t *not_created = json_object(), *not_destroyed = json_object();
+	const char *key;
+	json_t *value;
+	json_object_foreach(create, key, value) json_object_set_new(
+		not_created, key,
+		set_error("forbidden", "one identity per account"));
+	size_t i;
+	json_t *item;
+	json_array_foreach(destroy, i, item) if (json_is_string(item))
+		json_object_set_new(
+			not_destroyed, json_string_value(item),
+			set_error("forbidden", "one identity per account"));
+	json_object_foreach(update, key, value)
+	{
+		if (strcmp(key, own) != 0 || !json_is_object(value)) {
+			json_object_set_new(not_updated, key,
+					    set_error("notFound", NULL));
+			continue;
+		}
+		static const struct {
+			const char *property, *setting;
+			bool multiline;
+		} fields[] = {
+			{"name", JMAP_SETTING_NAME, false},
+			{"textSignature", JMAP_SETTING_SIGNATURE, true},
+			{"htmlSignature", JMAP_SETTING_HTML_SIGNATURE, true},
+		};
+		json_t *problem = NULL;
+		const char *k;
+		json_t *v;
+		json_object_foreach(value, k, v)
+		{
+			size_t f = 0;
+			while (f < ARRAY_SIZE(fields) &&
+			       strcmp(fields[f].property, k) != 0)
+				f++;
+			if (f == ARRAY_SIZE(fields) ||
+			    !setting_valid(v, fields[f].multiline)) {
+				problem = json_pack("{s:s, s:[s]}", "type",
+						    "invalidProperties",
+						    "properties", k);
+				break;
+			}
+		}
+		const char *error;
+		json_object_foreach(value, k, v)
+		{
+			if (problem != NULL)
+				break;
+			for (size_t f = 0; f < ARRAY_SIZE(fields); f++)
+				if (strcmp(fields[f].property, k) == 0 &&
+				    store_setting_set(jc->store, jc->account_id,
+						      fields[f].setting,
+						      json_string_value(v),
+						      &error) != 0)
+					problem = set_error("serverFail", NULL);
+		}
+		if (problem != NULL)
+			json_object_set_new(not_updated, key, problem);
+		else
+			json_object_set_new(updated, key, json_null());
+	}
+	json_t *new_state = jmap_state(jc);
+	return json_pack("{s:s, s:o, s:o, s:{}, s:o, s:[], s:o, s:o, s:o}",
+			 "accountId", jc->account, "oldState", old_state,
+			 "newState", new_state ? new_state : json_string(""),
+			 "created", "updated", updated, "destroyed",
+			 "notCreated", not_created, "notUpdated", not_updated,
+			 "notDestroyed", not_destroyed);
 }

@@ -104,6 +104,17 @@ const struct http_brand *http_brand_find(struct http_server *server,
 	return NULL;
 }
 
+void http_set_brand_cookie(struct http_call *c, const struct http_brand *b)
+{
+	char cookie[128];
+	snprintf(cookie, sizeof(cookie),
+		 HTTP_BRAND_COOKIE "=%s; Max-Age=31536000; Path=/;"
+				   " SameSite=Lax; HttpOnly%s",
+		 b->name, c->tls ? "; Secure" : "");
+	evhttp_add_header(evhttp_request_get_output_headers(c->req),
+			  "Set-Cookie", cookie);
+}
+
 /* Text that reads well on the brand's colour: dark or light. */
 static const char *ink_for(const char *color)
 {
@@ -284,13 +295,7 @@ bool http_portal_route(struct http_call *c)
 			http_send_error(c, 404, "No such webmail");
 			return true;
 		}
-		char cookie[128];
-		snprintf(cookie, sizeof(cookie),
-			 HTTP_BRAND_COOKIE "=%s; Max-Age=31536000; Path=/;"
-					   " SameSite=Lax; HttpOnly%s",
-			 b->name, c->tls ? "; Secure" : "");
-		evhttp_add_header(evhttp_request_get_output_headers(c->req),
-				  "Set-Cookie", cookie);
+		http_set_brand_cookie(c, b);
 		go_to_brand(c, b, 303);
 		return true;
 	}

@@ -8,6 +8,7 @@
 #include "http/internal.h"
 
 #include "auth/auth.h"
+#include "core/ipc.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "core/pool.h"
@@ -55,10 +56,12 @@ const struct http_asset *http_asset_find(const char *path)
 static void security_headers(struct http_call *c)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
-	evhttp_add_header(h, "Content-Security-Policy", page_policy);
+	evhttp_add_header(h, "Content-Security-Policy",
+			  c->policy ? c->policy : page_policy);
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
-	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	evhttp_add_header(h, "X-Frame-Options",
+			  c->policy ? "SAMEORIGIN" : "DENY");
 	evhttp_add_header(h, "Cross-Origin-Opener-Policy", "same-origin");
 	evhttp_add_header(h, "Cross-Origin-Resource-Policy", "same-origin");
 	evhttp_add_header(h, "Permissions-Policy",
@@ -317,7 +320,8 @@ static void handle(struct evhttp_request *req, void *arg)
 		http_send_asset(&c, a);
 		return;
 	}
-	if (http_api_route(&c) || http_jmap_route(&c))
+	if (http_api_route(&c) || http_jmap_route(&c) || http_push_route(&c) ||
+	    http_blob_route(&c))
 		return;
 	if (http_portal_route(&c))
 		return;
@@ -341,7 +345,6 @@ struct worker {
 	struct http_server server;
 	struct evhttp *http[2];
 	struct front fronts[2];
-	struct bufferevent *master;
 };
 
 static void begin_shutdown(struct worker *w)
@@ -350,6 +353,7 @@ static void begin_shutdown(struct worker *w)
 		return;
 	w->server.stopping = true;
 	log_info("shutting down");
+	http_push_close_all(&w->server);
 	/* Every reply is sent before the handler returns: nothing is in
 	 * progress to wait for. */
 	for (size_t i = 0; i < 2; i++) {
@@ -361,12 +365,48 @@ static void begin_shutdown(struct worker *w)
 	event_base_loopexit(w->server.base, NULL);
 }
 
+void http_notify(struct http_server *server, uint64_t account_id)
+{
+	http_push_wake(server, account_id);
+	if (server->master == NULL)
+		return;
+	struct buf out;
+	buf_init(&out, IPC_MAX_FRAME);
+	ipc_begin(&out, IPC_NOTIFY_MAILBOX, 0);
+	ipc_put_u64(&out, account_id);
+	ipc_put_bytes(&out, slice_cstr(""));
+	if (ipc_end(&out) == 0)
+		bufferevent_write(server->master, out.p, out.n);
+	buf_free(&out);
+}
+
+/* Change notifications from the other processes wake the push streams. */
 static void master_read(struct bufferevent *bev, void *arg)
 {
-	(void)arg;
-	/* Change notifications: nothing listens to them yet here. */
+	struct worker *w = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	evbuffer_drain(in, evbuffer_get_length(in));
+	for (;;) {
+		size_t len = evbuffer_get_length(in);
+		if (len == 0)
+			return;
+		size_t want = len < IPC_MAX_FRAME ? len : IPC_MAX_FRAME;
+		const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)want);
+		struct ipc_frame f;
+		size_t consumed;
+		int r = ipc_parse(slice_make(p, want), &f, &consumed);
+		if (r == 0)
+			return;
+		struct slice cursor = f.payload;
+		uint64_t account_id;
+		if (r < 0 || f.type != IPC_NOTIFY_MAILBOX ||
+		    ipc_get_u64(&cursor, &account_id) != 0) {
+			log_error("malformed message from the master");
+			evbuffer_drain(in, len);
+			return;
+		}
+		evbuffer_drain(in, consumed);
+		http_push_wake(&w->server, account_id);
+	}
 }
 
 static void master_event(struct bufferevent *bev, short what, void *arg)
@@ -375,8 +415,8 @@ static void master_event(struct bufferevent *bev, short what, void *arg)
 	struct worker *w = arg;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		log_warning("lost the master process; shutting down");
-		bufferevent_free(w->master);
-		w->master = NULL;
+		bufferevent_free(w->server.master);
+		w->server.master = NULL;
 		begin_shutdown(w);
 	}
 }
@@ -411,11 +451,11 @@ int http_worker_run(const struct http_worker_params *p)
 	}
 	server->auth = auth_client_new(server->base, auth_path);
 	if (p->master_fd >= 0) {
-		w->master = bufferevent_socket_new(server->base, p->master_fd,
-						   BEV_OPT_CLOSE_ON_FREE);
-		bufferevent_setcb(w->master, master_read, NULL, master_event,
-				  w);
-		bufferevent_enable(w->master, EV_READ | EV_WRITE);
+		server->master = bufferevent_socket_new(
+			server->base, p->master_fd, BEV_OPT_CLOSE_ON_FREE);
+		bufferevent_setcb(server->master, master_read, NULL,
+				  master_event, w);
+		bufferevent_enable(server->master, EV_READ | EV_WRITE);
 	}
 	const int fds[2] = {p->http_fd, p->https_fd};
 	for (size_t i = 0; i < 2; i++) {
@@ -459,8 +499,8 @@ int http_worker_run(const struct http_worker_params *p)
 	auth_client_free(&server->auth);
 	event_free(term);
 	event_free(intr);
-	if (w->master != NULL)
-		bufferevent_free(w->master);
+	if (server->master != NULL)
+		bufferevent_free(server->master);
 	for (size_t i = 0; i < server->brand_count; i++) {
 		struct http_brand *b = &server->brands[i];
 		free(b->display);
