@@ -1,17 +1,26 @@
-// app.js: the webmail in the browser. It talks to the server through its
-// JSON API only (the session endpoints and JMAP); no inline script, nothing
-// loaded from another host.
-
-const $ = (id) => document.getElementById(id);
-
-const MAIL = "urn:ietf:params:jmap:mail";
-const CORE = "urn:ietf:params:jmap:core";
+// app.js: the webmail's entry point: signing in and out, the folder list,
+// the page's layout (one pane at a time on a phone), push of changes from
+// the server, search and the keyboard. It talks to the server through its
+// JSON API only (the session endpoints and JMAP); no inline script,
+// nothing loaded from another host, no markup built from mail.
+import {apiPost, loadSession, onSignedOut, session, watchChanges,
+	SignedOut} from "./jmap.js";
+import {h, $, icon, setView, currentView, isPhone, toast} from "./dom.js";
+import {mail, events, loadMailboxes, loadIdentities, orderedMailboxes,
+	mailboxName, roleOf} from "./mail.js";
+import {list, initList, showMailbox, showSearch, load as loadList, moveSelection,
+	selected, selectId} from "./list.js";
+import {reader, initReader, openConversation, closeReader, replyTarget, deleteRow,
+	toggleFlag, toggleRead, openMoveMenu, menuOpen, closeMenus, backToList,
+	renderEmpty} from "./reader.js";
+import {initCompose, openCompose, closeCompose, composeOpen} from "./compose.js";
+import {openSettings, closeSettings, shortcutTable} from "./settings.js";
 
 const state = {
-	csrf: null,
-	username: null,
-	account: null,
 	brand: null,
+	stopPush: null,
+	refreshing: null,
+	refreshAgain: false,
 };
 
 async function loadBrand() {
@@ -37,96 +46,276 @@ function showError(text) {
 	p.hidden = !text;
 }
 
-// A JMAP request with the session's CSRF value.
-async function jmap(calls) {
-	const response = await fetch("/jmap/api", {
-		method: "POST",
-		credentials: "same-origin",
-		headers: {
-			"Content-Type": "application/json",
-			"X-Dijk-CSRF": state.csrf,
-		},
-		body: JSON.stringify({using: [CORE, MAIL], methodCalls: calls}),
-	});
-	if (response.status === 401) {
-		showLogin();
-		throw new Error("signed out");
-	}
-	if (!response.ok)
-		throw new Error("the server answered " + response.status);
-	return (await response.json()).methodResponses;
-}
+// ---- Folders ----
 
 function folderItem(mailbox, depth) {
-	const li = document.createElement("li");
-	const a = document.createElement("a");
-	a.href = "#" + encodeURIComponent(mailbox.id);
-	a.className = "folder" + (mailbox.role ? " role-" + mailbox.role : "");
-	a.style.setProperty("--depth", depth);
-	const name = document.createElement("span");
-	name.className = "folder-name";
-	name.textContent = mailbox.name === "INBOX" ? "Inbox" : mailbox.name;
-	a.append(name);
+	const current = mailbox.id === list.mailboxId && !list.search;
+	const a = h("a", {href: "#" + encodeURIComponent(mailbox.id),
+		class: "folder" + (mailbox.role ? " role-" + mailbox.role : ""),
+		"aria-current": current ? "true" : null,
+		style: {"--depth": String(depth)},
+		dataset: {id: mailbox.id},
+		onclick: (event) => {
+			event.preventDefault();
+			openMailbox(mailbox.id);
+		}},
+	icon(mailbox.role || "folder"),
+	h("span", {class: "folder-name"}, mailboxName(mailbox)));
 	if (mailbox.unreadEmails > 0) {
-		const count = document.createElement("span");
-		count.className = "unread";
-		count.textContent = mailbox.unreadEmails;
-		count.setAttribute("aria-label", mailbox.unreadEmails + " unread");
-		a.append(count);
+		const quiet = mailbox.role === "trash" || mailbox.role === "junk";
+		a.append(h("span", {class: "unread" + (quiet ? " quiet" : ""),
+			"aria-label": mailbox.unreadEmails + " unread"}, String(mailbox.unreadEmails)));
 	}
-	li.append(a);
-	return li;
+	return h("li", {}, a);
 }
 
-async function loadFolders() {
-	const [[name, result]] = await jmap([
-		["Mailbox/get", {accountId: state.account}, "0"],
-	]);
-	if (name !== "Mailbox/get")
-		throw new Error(result.type);
-	const byParent = new Map();
-	for (const m of result.list) {
-		const key = m.parentId || "";
-		if (!byParent.has(key))
-			byParent.set(key, []);
-		byParent.get(key).push(m);
+function renderFolders() {
+	$("folder-list").replaceChildren(...orderedMailboxes().map(({mailbox, depth}) =>
+		folderItem(mailbox, depth)));
+	const inbox = mail.byId.get(mail.byRole.inbox);
+	const unread = inbox ? inbox.unreadEmails : 0;
+	document.title = (unread ? `(${unread}) ` : "") + (state.brand ? state.brand.display : "Webmail");
+}
+
+async function openMailbox(id) {
+	setDrawer(false);
+	closeReader();
+	if (composeOpen() && isPhone())
+		await closeCompose();
+	if (currentView() !== "compose")
+		setView("list");
+	$("search").value = "";
+	const loading = showMailbox(id);
+	renderFolders();
+	await loading;
+	renderEmpty();
+}
+
+function setDrawer(open) {
+	$("app").classList.toggle("drawer-open", open);
+	$("menu-button").setAttribute("aria-expanded", open ? "true" : "false");
+	$("drawer-scrim").hidden = !open;
+	if (open)
+		($("folder-list").querySelector("[aria-current]") || $("compose-button")).focus();
+}
+
+// ---- Keeping up with the server ----
+
+// Reloads folders and the list; one refresh at a time, and one more if
+// something changed meanwhile.
+async function refresh() {
+	if (!session.csrf)
+		return;
+	if (state.refreshing) {
+		state.refreshAgain = true;
+		return state.refreshing;
 	}
-	for (const list of byParent.values())
-		list.sort((a, b) => a.sortOrder - b.sortOrder ||
-			a.name.localeCompare(b.name));
-	const ul = $("folder-list");
-	ul.replaceChildren();
-	const add = (parent, depth) => {
-		for (const m of byParent.get(parent) || []) {
-			ul.append(folderItem(m, depth));
-			add(m.id, depth + 1);
+	state.refreshing = (async () => {
+		try {
+			await loadMailboxes();
+			renderFolders();
+			await loadList();
+		} catch (e) {
+			if (!(e instanceof SignedOut))
+				console.warn("refresh:", e.message);
 		}
-	};
-	add("", 0);
+	})();
+	await state.refreshing;
+	state.refreshing = null;
+	if (state.refreshAgain) {
+		state.refreshAgain = false;
+		return refresh();
+	}
+}
+
+// ---- Opening things ----
+
+function openRow(email) {
+	if (!email)
+		return;
+	selectId(email.id);
+	const kw = email.keywords || {};
+	if (kw.$draft && roleOf(Object.keys(email.mailboxIds || {})[0]) === "drafts")
+		return openCompose("draft", email);
+	return openConversation(email).catch(report);
+}
+
+// The conversation an action is about: the open one, or the selected row.
+function target() {
+	if (currentView() === "reader" || (!isPhone() && reader.row))
+		return reader.row || selected();
+	return selected();
+}
+
+async function compose(mode) {
+	if (mode === "new")
+		return openCompose("new");
+	let email = reader.row && (!selected() || selected().id === reader.row.id) ? replyTarget() : null;
+	if (!email && selected()) {
+		await openConversation(selected());
+		email = replyTarget();
+	}
+	if (email)
+		return openCompose(mode, email);
+}
+
+function report(e) {
+	if (e instanceof SignedOut)
+		return;
+	console.warn(e);
+	toast(e.message || String(e));
+}
+
+// ---- Keyboard ----
+
+function onKey(event) {
+	if ($("app").hidden || event.ctrlKey || event.metaKey || event.altKey)
+		return;
+	if ($("shortcuts-dialog").open)
+		return;
+	const t = event.target;
+	const typing = t instanceof Element && !!t.closest("input, textarea, select, [contenteditable]");
+	const view = currentView();
+	if (event.key === "Escape") {
+		if (menuOpen()) {
+			closeMenus();
+		} else if ($("app").classList.contains("drawer-open")) {
+			setDrawer(false);
+			$("menu-button").focus();
+		} else if (t.id === "search") {
+			t.blur();
+			$("message-list").focus();
+		} else if (view === "compose") {
+			closeCompose().catch(report);
+		} else if (view === "settings") {
+			closeSettings();
+		} else if (reader.row) {
+			closeReader();
+			backToList();
+		} else {
+			return;
+		}
+		event.preventDefault();
+		return;
+	}
+	if (typing || view === "compose" || menuOpen())
+		return;
+	if (view === "settings" && event.key !== "?")
+		return;
+	const onControl = t instanceof Element && !!t.closest("button, a, summary");
+	let handled = true;
+	switch (event.key) {
+	case "j":
+	case "k":
+		moveSelection(event.key === "j" ? 1 : -1).then((email) => {
+			// With a conversation open beside the list, follow along.
+			if (email && reader.row && !isPhone())
+				openRow(email);
+		}).catch(report);
+		if (document.activeElement === document.body)
+			$("message-list").focus({preventScroll: true});
+		break;
+	case "Enter":
+	case "o":
+		if (event.key === "Enter" && onControl) {
+			handled = false;
+			break;
+		}
+		openRow(selected());
+		break;
+	case "r":
+		compose("reply").catch(report);
+		break;
+	case "a":
+		compose("replyAll").catch(report);
+		break;
+	case "f":
+		compose("forward").catch(report);
+		break;
+	case "c":
+		openCompose("new").catch(report);
+		break;
+	case "#":
+	case "Delete":
+		deleteRow(target()).catch(report);
+		break;
+	case "s":
+		toggleFlag(target()).catch(report);
+		break;
+	case "u":
+		toggleRead(target()).catch(report);
+		break;
+	case "v": {
+		const row = target();
+		openMoveMenu($("act-move") || (row && $("row-" + row.id)), row);
+		break;
+	}
+	case "/":
+		$("search").focus();
+		$("search").select();
+		break;
+	case "?":
+		$("shortcuts-dialog").showModal();
+		break;
+	default:
+		handled = false;
+	}
+	if (handled)
+		event.preventDefault();
+}
+
+// ---- Signing in and out ----
+
+function resetApp() {
+	if (state.stopPush)
+		state.stopPush();
+	state.stopPush = null;
+	closeMenus();
+	closeReader();
+	list.rows = [];
+	list.mailboxId = null;
+	list.search = null;
+	mail.mailboxes = [];
+	mail.identities = [];
+	$("folder-list").replaceChildren();
+	$("message-list").replaceChildren();
+	$("reader").replaceChildren();
+	$("settings").replaceChildren();
+	$("search").value = "";
+	setView("list");
 }
 
 function showLogin() {
-	state.csrf = null;
+	session.csrf = null;
+	resetApp();
 	$("app").hidden = true;
 	$("login").hidden = false;
 	document.body.className = "login-page";
+	document.title = state.brand ? state.brand.display : "Webmail";
 }
 
-async function showApp(session) {
-	state.csrf = session.csrf;
-	state.username = session.username;
-	const response = await fetch("/jmap/session", {credentials: "same-origin"});
-	if (!response.ok) {
+async function showApp(who) {
+	try {
+		await loadSession(who.csrf, who.username);
+	} catch (e) {
 		showLogin();
 		return;
 	}
-	const jmapSession = await response.json();
-	state.account = jmapSession.primaryAccounts[MAIL];
-	$("app-user").textContent = session.username;
+	$("app-user").textContent = who.username;
 	$("login").hidden = true;
 	$("app").hidden = false;
 	document.body.className = "app-page";
-	await loadFolders();
+	setView("list");
+	await loadMailboxes();
+	renderFolders();
+	loadIdentities().catch(() => {});
+	const first = mail.byRole.inbox || (mail.mailboxes[0] && mail.mailboxes[0].id);
+	if (first) {
+		await showMailbox(first).catch(report);
+		renderFolders();
+	}
+	renderEmpty();
+	state.stopPush = watchChanges(() => refresh());
 }
 
 async function signIn(event) {
@@ -161,17 +350,67 @@ async function signIn(event) {
 }
 
 async function signOut() {
-	await fetch("/api/logout", {
-		method: "POST",
-		credentials: "same-origin",
-		headers: {"X-Dijk-CSRF": state.csrf},
-	});
+	if (composeOpen())
+		await closeCompose().catch(() => {});
+	try {
+		await apiPost("/api/logout", {});
+	} catch (e) {
+		// Signed out already, or the server is away: the page forgets anyway.
+	}
 	showLogin();
+	$("username").focus();
+}
+
+// ---- Start ----
+
+function bind() {
+	$("login-form").addEventListener("submit", signIn);
+	$("logout").addEventListener("click", signOut);
+	$("compose-button").addEventListener("click", () => {
+		setDrawer(false);
+		openCompose("new").catch(report);
+	});
+	$("compose-fab").addEventListener("click", () => openCompose("new").catch(report));
+	$("settings-button").addEventListener("click", () => openSettings(state.brand).catch(report));
+	$("menu-button").addEventListener("click", () =>
+		setDrawer(!$("app").classList.contains("drawer-open")));
+	$("drawer-scrim").addEventListener("click", () => setDrawer(false));
+	$("search-form").addEventListener("submit", (event) => {
+		event.preventDefault();
+		const text = $("search").value.trim();
+		closeReader();
+		setView("list");
+		if (!text) {
+			showMailbox(list.mailboxId).catch(report);
+			renderFolders();
+			return;
+		}
+		showSearch(text, $("search-scope").value).then(() => {
+			renderFolders();
+			renderEmpty();
+			$("message-list").focus();
+		}).catch(report);
+	});
+	$("search-clear").addEventListener("click", () => openMailbox(list.mailboxId));
+	$("shortcuts-body").append(shortcutTable());
+	$("shortcuts-close").addEventListener("click", () => $("shortcuts-dialog").close());
+	document.addEventListener("keydown", onKey);
+	events.addEventListener("changed", () => refresh());
+	window.addEventListener("unhandledrejection", (event) => {
+		if (event.reason instanceof SignedOut)
+			event.preventDefault();
+	});
+	onSignedOut(() => {
+		showLogin();
+		showError("Your session has ended. Please sign in again.");
+	});
+	initList(openRow);
+	initReader((mode, email) => openCompose(mode, email).catch(report));
+	initCompose();
 }
 
 async function start() {
-	$("login-form").addEventListener("submit", signIn);
-	$("logout").addEventListener("click", signOut);
+	bind();
 	await loadBrand();
 	const response = await fetch("/api/session", {credentials: "same-origin"});
 	if (response.ok)

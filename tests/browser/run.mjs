@@ -10,7 +10,7 @@
 // reports each request that went to a host other than the server, console
 // errors, and Content-Security-Policy violations.
 import {chromium} from "playwright-core";
-import {mkdirSync, mkdtempSync, rmSync} from "node:fs";
+import {mkdirSync, mkdtempSync, readFileSync, rmSync} from "node:fs";
 import {tmpdir} from "node:os";
 import {join} from "node:path";
 
@@ -70,6 +70,43 @@ async function browserWithProfile(profile) {
 	return {context, page};
 }
 
+
+// A new browser context signed in as user; resolves to its page with the
+// inbox shown.
+async function signedIn(browser, user, password, viewport = {width: 1280, height: 800}) {
+	const context = await browser.newContext({viewport, acceptDownloads: true});
+	watch(context);
+	const page = await context.newPage();
+	page.on("pageerror", (e) => seen.consoleErrors.push("pageerror: " + e.message));
+	await page.goto(args.base + args.brandPath);
+	await page.fill("#username", user);
+	await page.fill("#password", password);
+	await page.click("button[type=submit]");
+	await page.waitForSelector("#folder-list li");
+	await page.waitForSelector("#message-list .row, #list-empty:not([hidden])");
+	return page;
+}
+
+const rowWith = (text) => `#message-list .row:has(.row-subject:text-is("${text}"))`;
+
+async function subjects(page) {
+	return page.$$eval("#message-list .row .row-subject", (els) => els.map((e) => e.textContent));
+}
+
+async function openFolder(page, name) {
+	await page.click(`#folder-list a:has(.folder-name:text-is("${name}"))`);
+	await page.waitForFunction((want) =>
+		document.querySelector("#list-title").textContent === want, name);
+}
+
+// Sends what the composer holds and waits for the page to say so.
+async function send(page) {
+	await page.click("#compose-send");
+	await page.waitForFunction(() =>
+		document.querySelector("#toast").textContent.includes("Message sent"), null, {timeout: 15000});
+	await page.waitForSelector("#compose", {state: "hidden"});
+}
+
 const scenarios = {
 	// The portal asks once, remembers the choice across browser restarts,
 	// and /choose changes it.
@@ -110,6 +147,230 @@ const scenarios = {
 			await context.close();
 		} finally {
 			rmSync(profile, {recursive: true, force: true});
+		}
+		return out;
+	},
+
+	// The day of a webmail user: read a message delivered by SMTP, reply to
+	// it, write to another local user with an attachment and see it arrive
+	// in their open inbox (push, no reload), download the attachment,
+	// search, move, delete, sign out.
+	async "mail-flow"() {
+		const browser = await chromium.launch(launchOptions);
+		const out = {screenshots: []};
+		try {
+			const bob = await signedIn(browser, args.bob, args.bobPassword);
+			const alice = await signedIn(browser, args.alice, args.alicePassword);
+			out.aliceInbox = await subjects(alice);
+			out.screenshots.push(await shot(alice, "inbox.png"));
+
+			// Read.
+			await alice.click(rowWith(args.subject));
+			await alice.waitForSelector(".message .text-body");
+			out.readText = await alice.textContent(".message.expanded .text-body");
+			out.links = await alice.$$eval(".message .text-body a", (as) =>
+				as.map((a) => ({href: a.href, rel: a.rel, target: a.target})));
+			out.subjectShown = await alice.textContent("#reader-subject");
+			out.screenshots.push(await shot(alice, "reading.png"));
+
+			// Reply; the draft is saved while typing.
+			await alice.click("#act-reply");
+			await alice.waitForSelector("#compose-body:focus");
+			out.replyTo = await alice.inputValue("#compose-to");
+			out.replySubject = await alice.inputValue("#compose-subject");
+			await alice.keyboard.type("Noon works for me. " + args.replyMark);
+			await alice.waitForFunction(() =>
+				document.querySelector("#draft-status").textContent.startsWith("Saved"), null, {timeout: 10000});
+			out.draftSaved = true;
+			await send(alice);
+			// Bob's inbox shows the reply without a reload.
+			await bob.waitForSelector(rowWith("Re: " + args.subject), {timeout: 15000});
+			out.bobGotReply = true;
+
+			// A new message with an attachment.
+			await alice.click("#compose-button");
+			await alice.waitForSelector("#compose-to:focus");
+			await alice.fill("#compose-to", args.bob);
+			await alice.fill("#compose-subject", "Quarterly report");
+			await alice.fill("#compose-body", "Here is the report.\n");
+			await alice.setInputFiles("#compose-file", {name: "report.txt", mimeType: "text/plain",
+				buffer: Buffer.from(args.attachment)});
+			await alice.waitForSelector("#compose-attachments li:not(.uploading)");
+			out.screenshots.push(await shot(alice, "compose.png"));
+			await send(alice);
+			await bob.waitForSelector(rowWith("Quarterly report"), {timeout: 15000});
+			out.bobInbox = await subjects(bob);
+			out.screenshots.push(await shot(bob, "arrived.png"));
+
+			// Bob downloads it.
+			await bob.click(rowWith("Quarterly report"));
+			await bob.waitForSelector(".message a.attachment");
+			out.attachmentName = await bob.textContent(".message a.attachment .att-name");
+			const [download] = await Promise.all([
+				bob.waitForEvent("download"),
+				bob.click(".message a.attachment"),
+			]);
+			out.downloadName = download.suggestedFilename();
+			out.downloaded = readFileSync(await download.path(), "utf8");
+			const href = await bob.getAttribute(".message a.attachment", "href");
+			out.downloadHeaders = await bob.evaluate(async (url) => {
+				const r = await fetch(url, {credentials: "same-origin"});
+				return {status: r.status, disposition: r.headers.get("Content-Disposition"),
+					nosniff: r.headers.get("X-Content-Type-Options")};
+			}, href);
+			out.screenshots.push(await shot(bob, "attachment.png"));
+
+			// Search in every folder; the matches are marked.
+			await alice.fill("#search", args.searchWord);
+			await alice.press("#search", "Enter");
+			await alice.waitForFunction(() =>
+				document.querySelector("#list-title").textContent.startsWith("“"));
+			await alice.waitForSelector("#message-list .row");
+			out.searchResults = await subjects(alice);
+			out.searchMarks = await alice.$$eval("#message-list mark", (ms) => ms.map((m) => m.textContent));
+			out.screenshots.push(await shot(alice, "search.png"));
+
+			// Move the first message to Archive with the folder menu.
+			await alice.click("#search-clear");
+			await alice.waitForSelector(rowWith(args.subject));
+			await alice.click(rowWith(args.subject));
+			await alice.waitForSelector("#act-move");
+			await alice.click("#act-move");
+			await alice.click('#move-menu [role=menuitem]:has-text("Archive")');
+			await alice.waitForSelector(rowWith(args.subject), {state: "detached"});
+			await openFolder(alice, "Archive");
+			await alice.waitForSelector(rowWith(args.subject));
+			out.archive = await subjects(alice);
+
+			// Delete: to Trash, then forever.
+			await alice.click(rowWith(args.subject));
+			await alice.click("#act-delete");
+			await alice.waitForSelector(rowWith(args.subject), {state: "detached"});
+			await openFolder(alice, "Trash");
+			await alice.waitForSelector(rowWith(args.subject));
+			out.trash = await subjects(alice);
+			await alice.click(rowWith(args.subject));
+			await alice.click("#act-delete");
+			await alice.waitForSelector(rowWith(args.subject), {state: "detached"});
+			out.trashAfter = await subjects(alice);
+
+			await alice.click("#logout");
+			await alice.waitForSelector("#login-form");
+			await alice.reload();
+			await alice.waitForSelector("#login-form");
+			out.signedOut = await alice.isHidden("#app");
+		} finally {
+			await browser.close();
+		}
+		return out;
+	},
+
+	// The keyboard does everything, focus stays visible, and a phone gets
+	// one pane at a time.
+	async "keyboard-phone"() {
+		const browser = await chromium.launch(launchOptions);
+		const out = {screenshots: []};
+		try {
+			const page = await signedIn(browser, args.alice, args.alicePassword);
+			const selectedSubject = () => page.evaluate(() => {
+				const box = document.querySelector("#message-list");
+				const id = box.getAttribute("aria-activedescendant");
+				const row = id && document.getElementById(id);
+				return row && row.getAttribute("aria-selected") === "true"
+					? row.querySelector(".row-subject").textContent : null;
+			});
+			out.roles = await page.evaluate(() => ({
+				list: document.querySelector("#message-list").getAttribute("role"),
+				option: document.querySelector("#message-list .row").getAttribute("role"),
+			}));
+			await page.keyboard.press("j");
+			out.afterJ = await selectedSubject();
+			await page.keyboard.press("j");
+			out.afterJJ = await selectedSubject();
+			await page.keyboard.press("k");
+			out.afterJJK = await selectedSubject();
+			out.focusOnList = await page.evaluate(() => document.activeElement.id);
+			await page.keyboard.press("Enter");
+			await page.waitForSelector(".message");
+			out.opened = await page.textContent("#reader-subject");
+			await page.keyboard.press("s");
+			await page.waitForSelector("#act-flag[aria-pressed=true]");
+			out.flagged = await page.isVisible("#message-list .row.selected .star");
+			await page.keyboard.press("u");
+			await page.waitForSelector("#message-list .row.selected.is-unread");
+			out.markedUnread = true;
+			await page.keyboard.press("Escape");
+			await page.waitForSelector(".reader-empty");
+			await page.keyboard.press("/");
+			out.searchFocused = await page.evaluate(() => document.activeElement.id);
+			await page.keyboard.press("Escape");
+			await page.keyboard.press("c");
+			await page.waitForSelector("#compose-to:focus");
+			out.composeOpen = true;
+			await page.keyboard.press("Escape");
+			await page.waitForSelector("#compose", {state: "hidden"});
+			await page.keyboard.press("?");
+			await page.waitForSelector("#shortcuts-dialog[open]");
+			out.screenshots.push(await shot(page, "shortcuts.png"));
+			await page.keyboard.press("Escape");
+			// Tab reaches the controls with a visible focus ring.
+			await page.focus("#compose-button");
+			out.focusRing = await page.evaluate(() =>
+				getComputedStyle(document.activeElement).outlineStyle);
+
+			// A phone: the list alone, then the message alone, then back.
+			await page.setViewportSize({width: 390, height: 844});
+			await page.waitForTimeout(100);
+			out.phoneListVisible = await page.isVisible("#list-pane");
+			out.phoneReaderVisible = await page.isVisible("#reader");
+			out.screenshots.push(await shot(page, "phone.png"));
+			await page.click(rowWith(args.subject));
+			await page.waitForSelector(".message");
+			out.phoneOpenListVisible = await page.isVisible("#list-pane");
+			out.screenshots.push(await shot(page, "phone-reading.png"));
+			await page.click(".back-button");
+			await page.waitForSelector("#list-pane", {state: "visible"});
+			await page.click("#menu-button");
+			await page.waitForSelector("#sidebar .folder", {state: "visible"});
+			out.screenshots.push(await shot(page, "phone-folders.png"));
+			await page.keyboard.press("Escape");
+			await page.click("#compose-fab");
+			await page.waitForSelector("#compose-to:focus");
+			out.phoneComposeAlone = !(await page.isVisible("#list-pane"));
+			out.screenshots.push(await shot(page, "phone-compose.png"));
+		} finally {
+			await browser.close();
+		}
+		return out;
+	},
+
+	// Settings: the name and signature go out with new mail.
+	async "settings"() {
+		const browser = await chromium.launch(launchOptions);
+		const out = {screenshots: []};
+		try {
+			const page = await signedIn(browser, args.alice, args.alicePassword);
+			await page.click("#settings-button");
+			await page.waitForSelector("#profile-form");
+			await page.fill("#settings-name", "Alice Liddell");
+			await page.fill("#settings-signature", "Alice, from the webmail");
+			await page.click("#profile-form button[type=submit]");
+			await page.waitForFunction(() =>
+				document.querySelector("#profile-form .form-note")?.textContent === "Saved.");
+			out.screenshots.push(await shot(page, "settings.png"));
+			await page.fill("#settings-old-password", "wrong password");
+			await page.fill("#settings-new-password", "a new long password");
+			await page.fill("#settings-new-password-again", "a new long password");
+			await page.click("#password-form button[type=submit]");
+			await page.waitForSelector("#password-form .form-note.error");
+			out.wrongOldPassword = await page.textContent("#password-form .form-note");
+			await page.keyboard.press("Escape");
+			await page.keyboard.press("c");
+			await page.waitForSelector("#compose-to:focus");
+			out.from = await page.$eval("#compose-from", (s) => s.options[s.selectedIndex].text);
+			out.body = await page.inputValue("#compose-body");
+		} finally {
+			await browser.close();
 		}
 		return out;
 	},

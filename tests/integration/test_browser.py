@@ -72,3 +72,112 @@ def test_login_shows_folders_and_logout_ends_the_session(dijk_factory):
     assert out["reloadKeptSession"] and out["afterLogoutAppHidden"]
     # The 401 of the page's first session check is the only console error.
     assert all("401" in e for e in out["consoleErrors"]), out["consoleErrors"]
+
+
+# ---- The webmail at work ----
+
+ALICE, BOB = "alice@example.test", "bob@example.test"
+LUNCH = "Lunch on Friday?"
+
+
+def deliver(d, sender, rcpt, subject, body, message_id=None):
+    import smtplib
+    headers = f"From: {sender}\r\nTo: {rcpt}\r\nSubject: {subject}\r\n"
+    if message_id:
+        headers += f"Message-ID: {message_id}\r\n"
+    with smtplib.SMTP("127.0.0.1", d.smtp_port, timeout=15) as s:
+        s.sendmail(sender.split("<")[-1].rstrip(">"), [rcpt],
+                   (headers + "\r\n" + body).encode())
+
+
+def webmail_args(d, **more):
+    return dict(base=f"http://127.0.0.1:{d.http_port}", brandPath="/b/mail/",
+                alice=ALICE, alicePassword=PASSWORDS[ALICE],
+                bob=BOB, bobPassword=PASSWORDS[BOB], subject=LUNCH, **more)
+
+
+def only_session_check_errors(out):
+    # The page's first look for a session answers 401 before signing in.
+    assert all("401" in e for e in out["consoleErrors"]), out["consoleErrors"]
+
+
+def test_read_reply_send_attach_search_move_delete(dijk_factory):
+    d = dijk_factory("browserflow")
+    deliver(d, "Bob Builder <bob@example.test>", ALICE, LUNCH,
+            "Shall we meet at noon?\r\nMenu: https://food.example/menu.\r\n",
+            message_id="<lunch@example.test>")
+    attachment = "quarter,revenue\r\nQ1,12\r\nQ2,15 \u00e9\u00fc\r\n"
+    out = browse("mail-flow", **webmail_args(d, replyMark="[reply-mark]",
+                                              attachment=attachment, searchWord="noon"))
+    only_session_check_errors(out)
+    assert LUNCH in out["aliceInbox"]
+    # Read: text stays text, links are links that leave nothing behind.
+    assert out["subjectShown"] == LUNCH
+    assert "Shall we meet at noon?" in out["readText"]
+    assert out["links"] == [{"href": "https://food.example/menu", "rel": "noopener noreferrer",
+                             "target": "_blank"}]
+    # Reply: to the sender, threaded, draft saved on the way.
+    assert out["replyTo"] == "Bob Builder <bob@example.test>"
+    assert out["replySubject"] == "Re: " + LUNCH
+    assert out["draftSaved"] and out["bobGotReply"]
+    replies = [m for m in d.all_messages(BOB) if b"[reply-mark]" in m]
+    assert len(replies) == 1
+    assert b"In-Reply-To: <lunch@example.test>" in replies[0]
+    # The attachment arrives, and downloads as it was.
+    assert "Quarterly report" in out["bobInbox"]
+    assert out["attachmentName"] == "report.txt"
+    assert out["downloadName"] == "report.txt"
+    assert out["downloaded"] == attachment
+    headers = out["downloadHeaders"]
+    assert headers["status"] == 200
+    assert headers["disposition"].startswith("attachment"), headers
+    assert headers["nosniff"] == "nosniff"
+    # Sent keeps both; no draft is left behind.
+    assert len(d.messages(ALICE, "Sent")) == 2
+    assert d.messages(ALICE, "Drafts") == []
+    # Search found the question and the answer, with the word marked.
+    assert LUNCH in out["searchResults"] and "Re: " + LUNCH in out["searchResults"]
+    assert out["searchMarks"] and all(m.lower() == "noon" for m in out["searchMarks"])
+    # Move, delete to Trash, delete forever.
+    assert LUNCH in out["archive"]
+    assert LUNCH in out["trash"]
+    assert LUNCH not in out["trashAfter"]
+    assert d.messages(ALICE, "Trash") == [] and d.messages(ALICE, "Archive") == []
+    assert out["signedOut"]
+    for name in ("inbox.png", "reading.png", "compose.png", "arrived.png", "search.png"):
+        assert (ARTIFACTS / name).stat().st_size > 1000
+
+
+def test_keyboard_and_phone(dijk_factory):
+    d = dijk_factory("browserkeys")
+    for i, subject in enumerate(["First note", "Second note", LUNCH]):
+        deliver(d, f"Sender {i} <s{i}@remote.test>", ALICE, subject, f"text {i}\r\n")
+    out = browse("keyboard-phone", **webmail_args(d))
+    only_session_check_errors(out)
+    assert out["roles"] == {"list": "listbox", "option": "option"}
+    assert [out["afterJ"], out["afterJJ"], out["afterJJK"]] == [LUNCH, "Second note", LUNCH]
+    assert out["focusOnList"] == "message-list"
+    assert out["opened"] == LUNCH
+    assert out["flagged"] and out["markedUnread"]
+    assert out["searchFocused"] == "search"
+    assert out["composeOpen"]
+    assert out["focusRing"] != "none"
+    assert out["phoneListVisible"] and not out["phoneReaderVisible"]
+    assert not out["phoneOpenListVisible"]
+    assert out["phoneComposeAlone"]
+    flagged = d.cli("mail", "list", ALICE, "--mailbox", "INBOX").stdout
+    assert flagged  # the store still answers after the session
+    for name in ("phone.png", "phone-reading.png", "phone-folders.png", "phone-compose.png"):
+        assert (ARTIFACTS / name).stat().st_size > 1000
+
+
+def test_settings_name_and_signature(dijk_factory):
+    d = dijk_factory("browsersettings")
+    out = browse("settings", **webmail_args(d))
+    # Besides the first session check, the one refusal the scenario asks
+    # for: the wrong current password (403).
+    errors = [e for e in out["consoleErrors"] if "401" not in e]
+    assert len(errors) == 1 and "403" in errors[0], errors
+    assert out["wrongOldPassword"] == "The current password is wrong."
+    assert out["from"] == "Alice Liddell <alice@example.test>"
+    assert out["body"].endswith("\n-- \nAlice, from the webmail")
