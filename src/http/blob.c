@@ -236,9 +236,8 @@ static void download_work(struct http_call *c, struct store *store)
 		;
 	else if (!safe_type(type, wanted, sizeof(wanted)))
 		snprintf(type, sizeof(type), "application/octet-stream");
-	static __thread char type_text[128];
-	snprintf(type_text, sizeof(type_text), "%s", type);
-	c->reply_type = type_text;
+	snprintf(c->reply_type_text, sizeof(c->reply_type_text), "%s", type);
+	c->reply_type = c->reply_type_text;
 	c->reply_code = 200;
 	c->policy = download_policy;
 	c->cacheable = true;

@@ -107,6 +107,7 @@ struct http_call {
 	 * a document shown in the webmail's sandboxed frame (also allows
 	 * framing by our own pages). */
 	const char *reply_type;
+	char reply_type_text[128]; /* when the type is not a static string */
 	char reply_disposition[600];
 	const char *policy;
 	bool cacheable; /* immutable content: cache privately */
