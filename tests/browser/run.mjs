@@ -295,7 +295,9 @@ const scenarios = {
 			out.opened = await page.textContent("#reader-subject");
 			await page.keyboard.press("s");
 			await page.waitForSelector("#act-flag[aria-pressed=true]");
-			out.flagged = await page.isVisible("#message-list .row.selected .star");
+			// The row shows the star once the server has answered.
+			out.flagged = await page.waitForSelector("#message-list .row.selected .star",
+				{timeout: 10000}).then(() => true, () => false);
 			await page.keyboard.press("u");
 			await page.waitForSelector("#message-list .row.selected.is-unread");
 			out.markedUnread = true;
