@@ -16,6 +16,8 @@
 #include "http/jmap.h"
 
 #include <ctype.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <strings.h>
 
@@ -461,6 +463,12 @@ int http_worker_run(const struct http_worker_params *p)
 	for (size_t i = 0; i < 2; i++) {
 		if (fds[i] < 0)
 			continue;
+		/* evhttp writes a reply's head and body apart: with Nagle's
+		 * algorithm the body then waits for the client's delayed ACK
+		 * (up to 40 ms on Linux). Accepted sockets inherit the
+		 * option from the listener. */
+		int one = 1;
+		setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (i == 1 && p->tls == NULL) {
 			log_error("listen.https needs a TLS certificate");
 			continue;
