@@ -54,8 +54,8 @@ Mail client settings (the certificate is self-signed: accept it once):
   Incoming MX for tests:      localhost port 2525, no authentication
   Webmail portal:             http://localhost:8080/ (or https://localhost:8443/)
                               asks once: North Net Mail or Southbay Webmail;
-                              http://localhost:8080/choose changes the choice.
-                              (Signing in to the webmail comes with a later version.)
+                              http://localhost:8080/choose changes the choice;
+                              sign in with a user and password above.
 
 Try it:
   swaks --server localhost:2525 --to bob@example.test --from someone@example.org
