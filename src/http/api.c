@@ -38,6 +38,11 @@ static void on_connection_close(struct evhttp_connection *conn, void *arg)
 	(void)conn;
 	struct http_call *c = arg;
 	c->gone = true;
+	/* A client that leaves before its reply leaves the request to us:
+	 * evhttp detaches a request it was not done with (and frees those
+	 * still attached after this callback). */
+	if (c->req != NULL && evhttp_request_get_connection(c->req) == NULL)
+		evhttp_request_free(c->req);
 	c->req = NULL;
 	c->conn = NULL;
 	if (c->auth != NULL) {

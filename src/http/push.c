@@ -54,7 +54,12 @@ static void stream_free(struct http_stream *s)
 static void stream_closed(struct evhttp_connection *conn, void *arg)
 {
 	(void)conn;
-	stream_free(arg);
+	struct http_stream *s = arg;
+	/* The client left in the middle of the reply: evhttp detached the
+	 * request and leaves it to us. */
+	if (evhttp_request_get_connection(s->req) == NULL)
+		evhttp_request_free(s->req);
+	stream_free(s);
 }
 
 static void stream_end(struct http_stream *s)

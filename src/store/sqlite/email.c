@@ -263,7 +263,8 @@ static int changes(struct store *s, uint64_t account_id, uint64_t since,
 		free(list);
 		return ret;
 	}
-	qsort(list, n, sizeof(*list), cmp_change);
+	if (n > 1)
+		qsort(list, n, sizeof(*list), cmp_change);
 	size_t upto = n;
 	*more_r = false;
 	*state_r = now;
