@@ -370,6 +370,7 @@ struct sql {
 	struct bind *binds;
 	size_t bind_count, bind_cap;
 	bool need_content; /* joins content */
+	bool has_text;	   /* a full-text condition: costly to run twice */
 	bool bad;
 };
 
@@ -456,11 +457,16 @@ static size_t utf8_length(const char *p, size_t n)
 }
 
 /* Every word of value must occur in one of the full-text columns. Words
- * of three characters or more use the trigram index; shorter ones scan
- * the indexed text. */
+ * of three characters or more use the trigram index; shorter ones have no
+ * index and are looked for in a scan of the first short_count columns
+ * only (the headers, when the columns are all of them: a scan of every
+ * body takes a second per 100,000 messages, and "ok" or "re" in a body
+ * finds nearly every message anyway). */
 static void text_condition(struct sql *q, const char *value,
-			   const char *const *columns, size_t column_count)
+			   const char *const *columns, size_t column_count,
+			   size_t short_count)
 {
+	q->has_text = true;
 	bool any = false;
 	buf_append_cstr(&q->text, "(");
 	const char *p = value;
@@ -501,7 +507,7 @@ static void text_condition(struct sql *q, const char *value,
 			buf_append_cstr(&q->text,
 					"m.content_id IN (SELECT rowid"
 					" FROM fts WHERE ");
-			for (size_t c = 0; c < column_count; c++) {
+			for (size_t c = 0; c < short_count; c++) {
 				buf_printf(&q->text, "%sdijk_contains(%s, ",
 					   c ? " OR " : "", columns[c]);
 				bind_text(q, &arg);
@@ -580,7 +586,9 @@ static void condition(struct sql *q, const struct store_filter *f)
 	}
 	if (f->text != NULL) {
 		buf_append_cstr(&q->text, " AND ");
-		text_condition(q, f->text, all, ARRAY_SIZE(all));
+		/* Short words: the headers, not the body (see above). */
+		text_condition(q, f->text, all, ARRAY_SIZE(all),
+			       ARRAY_SIZE(all) - 1);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
 		const char *value = *(const char *const *)((const char *)f +
@@ -588,7 +596,7 @@ static void condition(struct sql *q, const struct store_filter *f)
 		if (value == NULL)
 			continue;
 		buf_append_cstr(&q->text, " AND ");
-		text_condition(q, value, &fields[i].column, 1);
+		text_condition(q, value, &fields[i].column, 1, 1);
 	}
 	buf_append_cstr(&q->text, ")");
 }
@@ -710,7 +718,11 @@ int store_email_query(struct store *s, uint64_t account_id,
 		sql_free(&where);
 		return -1;
 	}
-	if (q->want_total) {
+	/* With a full-text condition the total comes from the page's own
+	 * walk through every match (running the search twice costs more);
+	 * otherwise from a count over the indexes. */
+	bool counting = q->want_total && where.has_text;
+	if (q->want_total && !counting) {
 		sqlite3_stmt *st = prepare_query(
 			s, db, &where,
 			q->collapse_threads ? "count(DISTINCT m.thread_id)"
@@ -782,11 +794,13 @@ int store_email_query(struct store *s, uint64_t account_id,
 			given++;
 		}
 		index++;
-		if (q->limit != 0 && given == q->limit && anchored)
+		if (q->limit != 0 && given == q->limit && anchored && !counting)
 			break;
 	}
 	if (rc == SQLITE_ROW)
 		rc = SQLITE_DONE;
+	if (counting)
+		*total_r = index;
 	free(before);
 	free(threads.slots);
 	if (finish(s, db, st, rc, "query", error_r) != 0)

@@ -121,6 +121,9 @@ static const char account_schema_4[] =
 	"CREATE INDEX message_date ON message (mailbox_id, internal_date,"
 	" email_id);"
 	"CREATE INDEX message_thread ON message (thread_id, internal_date);"
+	/* Conversations of a mailbox: counted from the index alone. */
+	"CREATE INDEX message_mailbox_thread ON message (mailbox_id,"
+	" thread_id);"
 	"CREATE INDEX message_changed ON message (modseq);"
 	"CREATE INDEX message_created ON message (created_modseq);"
 	"ALTER TABLE mailbox ADD COLUMN created_modseq INTEGER NOT NULL"

@@ -409,9 +409,22 @@ static void test_query(struct store *s)
 	text.text = "köln";
 	p = query(s, &q, &total, NULL);
 	CHECK(total == 1 && p.ids[0] == ids[3]);
-	text.text = "or"; /* shorter than a trigram: a scan */
+	/* Shorter than a trigram: a scan of the headers ("or" is only in
+	 * a body), or of the body when asked for. */
+	text.text = "or";
+	p = query(s, &q, &total, NULL);
+	CHECK(total == 0);
+	text.text = "zO";
+	p = query(s, &q, &total, NULL);
+	CHECK(total == 1 && p.ids[0] == ids[3]);
+	text.text = "üB"; /* Unicode case: "Übersicht" */
+	p = query(s, &q, &total, NULL);
+	CHECK(total == 1 && p.ids[0] == ids[3]);
+	text.text = NULL;
+	text.body = "or";
 	p = query(s, &q, &total, NULL);
 	CHECK(total == 1 && p.ids[0] == ids[1]);
+	text.body = NULL;
 	text.text = "nowhere-to-be-found";
 	p = query(s, &q, &total, NULL);
 	CHECK(total == 0 && p.count == 0);
@@ -605,6 +618,7 @@ static void test_upgrade(struct store **s)
 		"DROP TRIGGER unsubscribed; DROP INDEX message_email;"
 		"DROP INDEX message_date; DROP INDEX message_thread;"
 		"DROP INDEX message_changed; DROP INDEX message_created;"
+		"DROP INDEX message_mailbox_thread;"
 		"ALTER TABLE message DROP COLUMN email_id;"
 		"ALTER TABLE message DROP COLUMN created_modseq;"
 		"ALTER TABLE mailbox DROP COLUMN created_modseq;"
