@@ -194,7 +194,7 @@ static const struct method methods[] = {
 	{"EmailSubmission/set", JMAP_SUBMISSION, jmap_submission_set},
 };
 
-static json_t *jmap_error(const char *type, const char *description)
+json_t *jmap_set_error(const char *type, const char *description)
 {
 	if (description == NULL)
 		return json_pack("{s:s}", "type", type);
@@ -206,7 +206,7 @@ json_t *jmap_fail(struct jmap_context *jc, const char *type,
 		  const char *description)
 {
 	jc->failed = true;
-	return jmap_error(type, description);
+	return jmap_set_error(type, description);
 }
 
 /* A request-level problem (RFC 7807 with the JMAP fields). */
@@ -261,16 +261,16 @@ static void api_work(struct http_call *c, struct store *store)
 		json_t *args = jmap_resolve_references(call->args, responses,
 						       &type, &why);
 		if (args == NULL) {
-			result = jmap_error(type, why);
+			result = jmap_set_error(type, why);
 			name = "error";
 		} else if (m == NULL) {
-			result = jmap_error("unknownMethod", NULL);
+			result = jmap_set_error("unknownMethod", NULL);
 			name = "error";
 		} else if (!jmap_request_uses(&request, m->capability)) {
 			/* RFC 8620 3.6.2: the capability was not asked for. */
-			result = jmap_error("unknownMethod",
-					    "the request does not use its"
-					    " capability");
+			result = jmap_set_error("unknownMethod",
+						"the request does not use its"
+						" capability");
 			name = "error";
 		} else {
 			json_t *account = json_object_get(args, "accountId");
@@ -278,7 +278,8 @@ static void api_work(struct http_call *c, struct store *store)
 			    (!json_is_string(account) ||
 			     strcmp(json_string_value(account), jc.account) !=
 				     0)) {
-				result = jmap_error("accountNotFound", NULL);
+				result =
+					jmap_set_error("accountNotFound", NULL);
 				name = "error";
 			} else {
 				result = m->run(&jc, args);

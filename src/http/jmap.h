@@ -67,6 +67,20 @@ bool jmap_property_wanted(json_t *props, const char *name);
 /* The JMAP id of an account. */
 void jmap_account_id(uint64_t account_id, char out[JMAP_ID_TEXT_SIZE]);
 
+/* An error object {type, description} (description may be NULL): a
+ * SetError, or a method-level error without marking the call. */
+json_t *jmap_set_error(const char *type, const char *description);
+
+/* Keywords (RFC 8621 4.1.1): normalize checks one (IMAP atom characters,
+ * not "]", 1 to JMAP_MAX_KEYWORD_SIZE bytes) and lower-cases it into out;
+ * flag gives the system flag a lower-case keyword stands for ($seen...),
+ * or 0; object makes the keywords object of flags and IMAP keywords. */
+#define JMAP_MAX_KEYWORD_SIZE 255
+bool jmap_keyword_normalize(const char *in,
+			    char out[JMAP_MAX_KEYWORD_SIZE + 1]);
+unsigned jmap_keyword_flag(const char *keyword);
+json_t *jmap_keywords_object(unsigned flags, const char *keywords);
+
 /* A method-level error object; marks the call failed. */
 json_t *jmap_fail(struct jmap_context *jc, const char *type,
 		  const char *description);

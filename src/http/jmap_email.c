@@ -34,7 +34,6 @@
 #define JMAP_MAX_FILTER_NODES 200
 /* Keywords of one Email, and their length. */
 #define JMAP_MAX_KEYWORDS     100
-#define JMAP_MAX_KEYWORD_SIZE 255
 #define JMAP_MAX_MESSAGE_SIZE (50u * 1024 * 1024)
 
 static const char *const email_properties[] = {
@@ -126,8 +125,7 @@ static const struct {
 
 /* A keyword as JMAP allows it (RFC 8621 4.1.1: IMAP atom characters but
  * not "]"), lower-cased into out. */
-static bool keyword_normalize(const char *in,
-			      char out[JMAP_MAX_KEYWORD_SIZE + 1])
+bool jmap_keyword_normalize(const char *in, char out[JMAP_MAX_KEYWORD_SIZE + 1])
 {
 	size_t n = strlen(in);
 	if (n == 0 || n > JMAP_MAX_KEYWORD_SIZE)
@@ -142,7 +140,15 @@ static bool keyword_normalize(const char *in,
 	return true;
 }
 
-static json_t *keywords_object(unsigned flags, const char *keywords)
+unsigned jmap_keyword_flag(const char *keyword)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(flag_keywords); i++)
+		if (strcmp(keyword, flag_keywords[i].name) == 0)
+			return flag_keywords[i].flag;
+	return 0;
+}
+
+json_t *jmap_keywords_object(unsigned flags, const char *keywords)
 {
 	json_t *o = json_object();
 	for (size_t i = 0; i < ARRAY_SIZE(flag_keywords); i++)
@@ -165,7 +171,7 @@ static json_t *keywords_object(unsigned flags, const char *keywords)
 			continue;
 		memcpy(raw, start, n);
 		raw[n] = '\0';
-		if (keyword_normalize(raw, k))
+		if (jmap_keyword_normalize(raw, k))
 			json_object_set_new(o, k, json_true());
 	}
 	return o;
@@ -552,7 +558,7 @@ static void email_row(const struct store_email *e, void *context)
 	jmap_make_id('m', e->mailbox_id, text);
 	json_object_set_new(o, "mailboxIds", json_pack("{s:b}", text, 1));
 	json_object_set_new(o, "keywords",
-			    keywords_object(e->flags, e->keywords));
+			    jmap_keywords_object(e->flags, e->keywords));
 	json_object_set_new(o, "size", json_integer((json_int_t)e->size));
 	json_object_set_new(o, "receivedAt", jmap_utc_date(e->internal_date));
 	json_object_set_new(o, "hasAttachment",
@@ -920,7 +926,7 @@ static struct store_filter *filter_build(struct jmap_context *jc,
 			   strcmp(key, "notKeyword") == 0) {
 			const char *k = filter_string(f, key, &bad);
 			char norm[JMAP_MAX_KEYWORD_SIZE + 1];
-			if (k == NULL || !keyword_normalize(k, norm)) {
+			if (k == NULL || !jmap_keyword_normalize(k, norm)) {
 				bad = true;
 				continue;
 			}

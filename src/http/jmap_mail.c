@@ -223,14 +223,6 @@ json_t *jmap_mailbox_changes(struct jmap_context *jc, json_t *args)
 
 /* ---- Mailbox/set ---- */
 
-static json_t *set_error(const char *type, const char *description)
-{
-	if (description == NULL)
-		return json_pack("{s:s}", "type", type);
-	return json_pack("{s:s, s:s}", "type", type, "description",
-			 description);
-}
-
 static const struct mailbox_row *
 row_by_id(const struct mailbox_list *l, struct jmap_context *jc, const char *id)
 {
@@ -273,18 +265,18 @@ static json_t *mailbox_store_error(int r)
 {
 	switch (r) {
 	case STORE_MAILBOX_EXISTS:
-		return set_error("invalidProperties",
-				 "a mailbox of that name exists");
+		return jmap_set_error("invalidProperties",
+				      "a mailbox of that name exists");
 	case STORE_MAILBOX_HAS_CHILDREN:
-		return set_error("mailboxHasChild", NULL);
+		return jmap_set_error("mailboxHasChild", NULL);
 	case STORE_MAILBOX_BAD_NAME:
-		return set_error("invalidProperties", "invalid name");
+		return jmap_set_error("invalidProperties", "invalid name");
 	case STORE_MAILBOX_INBOX:
-		return set_error("forbidden", "the inbox stays");
+		return jmap_set_error("forbidden", "the inbox stays");
 	case STORE_MAILBOX_NONEXISTENT:
-		return set_error("notFound", NULL);
+		return jmap_set_error("notFound", NULL);
 	default:
-		return set_error("serverFail", NULL);
+		return jmap_set_error("serverFail", NULL);
 	}
 }
 
@@ -336,7 +328,7 @@ json_t *jmap_mailbox_set(struct jmap_context *jc, json_t *args)
 		const struct mailbox_row *parent = NULL;
 		if (load_mailboxes(jc, &l) != 0) {
 			json_object_set_new(not_created, key,
-					    set_error("serverFail", NULL));
+					    jmap_set_error("serverFail", NULL));
 			continue;
 		}
 		if (json_is_string(parent_id))
@@ -347,9 +339,10 @@ json_t *jmap_mailbox_set(struct jmap_context *jc, json_t *args)
 		    (parent_id != NULL && !json_is_null(parent_id) &&
 		     parent == NULL) ||
 		    json_object_get(value, "role") != NULL) {
-			json_object_set_new(not_created, key,
-					    set_error("invalidProperties",
-						      "name and parentId"));
+			json_object_set_new(
+				not_created, key,
+				jmap_set_error("invalidProperties",
+					       "name and parentId"));
 			continue;
 		}
 		char full[STORE_MAX_MAILBOX_NAME + 2];
@@ -376,15 +369,15 @@ json_t *jmap_mailbox_set(struct jmap_context *jc, json_t *args)
 	{
 		if (load_mailboxes(jc, &l) != 0) {
 			json_object_set_new(not_updated, key,
-					    set_error("serverFail", NULL));
+					    jmap_set_error("serverFail", NULL));
 			continue;
 		}
 		const struct mailbox_row *row = row_by_id(&l, jc, key);
 		if (row == NULL || !json_is_object(value)) {
-			json_object_set_new(
-				not_updated, key,
-				set_error(row ? "invalidPatch" : "notFound",
-					  NULL));
+			json_object_set_new(not_updated, key,
+					    jmap_set_error(row ? "invalidPatch"
+							       : "notFound",
+							   NULL));
 			continue;
 		}
 		struct store_mailbox m = row->m;
@@ -400,7 +393,8 @@ json_t *jmap_mailbox_set(struct jmap_context *jc, json_t *args)
 			    strcmp(k, "parentId") != 0 &&
 			    strcmp(k, "isSubscribed") != 0 &&
 			    strcmp(k, "sortOrder") != 0)
-				problem = set_error("invalidProperties", k);
+				problem =
+					jmap_set_error("invalidProperties", k);
 		}
 		if (problem == NULL && (name != NULL || parent_id != NULL)) {
 			const char *slash = strrchr(m.name, '/');
@@ -418,20 +412,20 @@ json_t *jmap_mailbox_set(struct jmap_context *jc, json_t *args)
 			if ((name != NULL && !json_is_string(name)) ||
 			    !name_valid(leaf) ||
 			    (json_is_string(parent_id) && parent == NULL))
-				problem = set_error("invalidProperties",
-						    "name and parentId");
+				problem = jmap_set_error("invalidProperties",
+							 "name and parentId");
 			else if (strcmp(m.name, "INBOX") == 0 ||
 				 m.special_use[0] != '\0')
-				problem = set_error("forbidden",
-						    "special mailboxes keep"
-						    " their names");
+				problem = jmap_set_error(
+					"forbidden", "special mailboxes keep"
+						     " their names");
 			else {
 				char full[STORE_MAX_MAILBOX_NAME + 2];
 				full_name(parent, leaf, full, sizeof(full));
 				size_t n = strlen(m.name);
 				if (strncmp(full, m.name, n) == 0 &&
 				    full[n] == '/')
-					problem = set_error(
+					problem = jmap_set_error(
 						"invalidProperties",
 						"a mailbox cannot move into"
 						" itself");
@@ -450,13 +444,13 @@ json_t *jmap_mailbox_set(struct jmap_context *jc, json_t *args)
 		}
 		if (problem == NULL && subscribed != NULL) {
 			if (!json_is_boolean(subscribed))
-				problem = set_error("invalidProperties",
-						    "isSubscribed");
+				problem = jmap_set_error("invalidProperties",
+							 "isSubscribed");
 			else if (store_mailbox_subscribe(
 					 jc->store, jc->account_id, m.name,
 					 json_is_true(subscribed),
 					 &error) != STORE_MAILBOX_OK)
-				problem = set_error("serverFail", NULL);
+				problem = jmap_set_error("serverFail", NULL);
 		}
 		if (problem != NULL)
 			json_object_set_new(not_updated, key, problem);
@@ -471,33 +465,34 @@ json_t *jmap_mailbox_set(struct jmap_context *jc, json_t *args)
 			json_is_string(item) ? json_string_value(item) : "";
 		if (load_mailboxes(jc, &l) != 0) {
 			json_object_set_new(not_destroyed, id,
-					    set_error("serverFail", NULL));
+					    jmap_set_error("serverFail", NULL));
 			continue;
 		}
 		const struct mailbox_row *row = row_by_id(&l, jc, id);
 		if (row == NULL) {
 			json_object_set_new(not_destroyed, id,
-					    set_error("notFound", NULL));
+					    jmap_set_error("notFound", NULL));
 			continue;
 		}
 		struct store_mailbox status;
 		if (store_mailbox_status(jc->store, jc->account_id, row->m.name,
 					 &status, &error) != 1) {
 			json_object_set_new(not_destroyed, id,
-					    set_error("serverFail", NULL));
+					    jmap_set_error("serverFail", NULL));
 			continue;
 		}
 		if (status.messages > 0 && !json_is_true(remove_emails)) {
-			json_object_set_new(not_destroyed, id,
-					    set_error("mailboxHasEmail", NULL));
+			json_object_set_new(
+				not_destroyed, id,
+				jmap_set_error("mailboxHasEmail", NULL));
 			continue;
 		}
 		if (strcmp(row->m.name, "INBOX") == 0 ||
 		    row->m.special_use[0] != '\0') {
 			json_object_set_new(
 				not_destroyed, id,
-				set_error("forbidden",
-					  "special mailboxes stay"));
+				jmap_set_error("forbidden",
+					       "special mailboxes stay"));
 			continue;
 		}
 		int r = store_mailbox_delete(jc->store, jc->account_id,
@@ -623,18 +618,18 @@ json_t *jmap_identity_set(struct jmap_context *jc, json_t *args)
 	json_t *value;
 	json_object_foreach(create, key, value) json_object_set_new(
 		not_created, key,
-		set_error("forbidden", "one identity per account"));
+		jmap_set_error("forbidden", "one identity per account"));
 	size_t i;
 	json_t *item;
 	json_array_foreach(destroy, i, item) if (json_is_string(item))
-		json_object_set_new(
-			not_destroyed, json_string_value(item),
-			set_error("forbidden", "one identity per account"));
+		json_object_set_new(not_destroyed, json_string_value(item),
+				    jmap_set_error("forbidden",
+						   "one identity per account"));
 	json_object_foreach(update, key, value)
 	{
 		if (strcmp(key, own) != 0 || !json_is_object(value)) {
 			json_object_set_new(not_updated, key,
-					    set_error("notFound", NULL));
+					    jmap_set_error("notFound", NULL));
 			continue;
 		}
 		static const struct {
@@ -673,7 +668,8 @@ json_t *jmap_identity_set(struct jmap_context *jc, json_t *args)
 						      fields[f].setting,
 						      json_string_value(v),
 						      &error) != 0)
-					problem = set_error("serverFail", NULL);
+					problem = jmap_set_error("serverFail",
+								 NULL);
 		}
 		if (problem != NULL)
 			json_object_set_new(not_updated, key, problem);

@@ -26,7 +26,6 @@
 #define JMAP_MAX_IDS	     100
 #define JMAP_MAX_ATTACHMENTS 100
 #define JMAP_MAX_MESSAGE     (50u * 1024 * 1024)
-#define JMAP_MAX_KEYWORD     255
 
 /* ---- mailboxes by id ---- */
 
@@ -67,30 +66,7 @@ static int mailbox_lookup(struct jmap_context *jc, uint64_t id,
 
 /* ---- keywords ---- */
 
-static const struct {
-	const char *name;
-	unsigned flag;
-} flag_keywords[] = {
-	{"$seen", STORE_FLAG_SEEN},
-	{"$answered", STORE_FLAG_ANSWERED},
-	{"$flagged", STORE_FLAG_FLAGGED},
-	{"$draft", STORE_FLAG_DRAFT},
-};
-
-static bool keyword_valid(const char *k)
-{
-	size_t n = strlen(k);
-	if (n == 0 || n > JMAP_MAX_KEYWORD)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)k[i];
-		if (c <= 0x20 || c >= 0x7f || strchr("(){]%*\"\\", c))
-			return false;
-	}
-	return true;
-}
-
-/* A keywords object (lower-case names) into flags and IMAP keywords. */
+/* A keywords object into flags and IMAP keywords (lower case). */
 static bool keywords_split(json_t *o, unsigned *flags_r, struct buf *keywords)
 {
 	*flags_r = 0;
@@ -100,16 +76,10 @@ static bool keywords_split(json_t *o, unsigned *flags_r, struct buf *keywords)
 	json_t *value;
 	json_object_foreach(o, key, value)
 	{
-		if (!json_is_true(value) || !keyword_valid(key))
+		char lower[JMAP_MAX_KEYWORD_SIZE + 1];
+		if (!json_is_true(value) || !jmap_keyword_normalize(key, lower))
 			return false;
-		char lower[JMAP_MAX_KEYWORD + 1];
-		size_t n = strlen(key);
-		for (size_t i = 0; i <= n; i++)
-			lower[i] = (char)tolower((unsigned char)key[i]);
-		unsigned flag = 0;
-		for (size_t i = 0; i < ARRAY_SIZE(flag_keywords); i++)
-			if (strcmp(lower, flag_keywords[i].name) == 0)
-				flag = flag_keywords[i].flag;
+		unsigned flag = jmap_keyword_flag(lower);
 		if (flag != 0) {
 			*flags_r |= flag;
 			continue;
@@ -119,39 +89,6 @@ static bool keywords_split(json_t *o, unsigned *flags_r, struct buf *keywords)
 		buf_append_cstr(keywords, lower);
 	}
 	return true;
-}
-
-static json_t *keywords_join(unsigned flags, const char *keywords)
-{
-	json_t *o = json_object();
-	for (size_t i = 0; i < ARRAY_SIZE(flag_keywords); i++)
-		if (flags & flag_keywords[i].flag)
-			json_object_set_new(o, flag_keywords[i].name,
-					    json_true());
-	char word[JMAP_MAX_KEYWORD + 1];
-	for (const char *p = keywords; *p;) {
-		while (*p == ' ')
-			p++;
-		size_t n = strcspn(p, " ");
-		if (n > 0 && n <= JMAP_MAX_KEYWORD) {
-			for (size_t i = 0; i < n; i++)
-				word[i] = (char)tolower((unsigned char)p[i]);
-			word[n] = '\0';
-			json_object_set_new(o, word, json_true());
-		}
-		p += n;
-	}
-	return o;
-}
-
-/* ---- errors of one object ---- */
-
-static json_t *set_error(const char *type, const char *description)
-{
-	if (description == NULL)
-		return json_pack("{s:s}", "type", type);
-	return json_pack("{s:s, s:s}", "type", type, "description",
-			 description);
 }
 
 static json_t *invalid_property(const char *property, const char *description)
@@ -228,15 +165,15 @@ static json_t *update_email(struct jmap_context *jc, const char *id,
 	uint64_t email_id;
 	struct email_state st;
 	if (!json_is_object(patch))
-		return set_error("invalidPatch", NULL);
+		return jmap_set_error("invalidPatch", NULL);
 	if (!jmap_parse_id(id, 'e', &email_id))
-		return set_error("notFound", NULL);
+		return jmap_set_error("notFound", NULL);
 	int r = email_state(jc, email_id, &st);
 	if (r < 0)
-		return set_error("serverFail", NULL);
+		return jmap_set_error("serverFail", NULL);
 	if (r == 0)
-		return set_error("notFound", NULL);
-	json_t *keywords = keywords_join(st.e.flags, st.e.keywords);
+		return jmap_set_error("notFound", NULL);
+	json_t *keywords = jmap_keywords_object(st.e.flags, st.e.keywords);
 	char mailbox[JMAP_ID_TEXT_SIZE];
 	jmap_make_id('m', st.e.mailbox_id, mailbox);
 	json_t *mailboxes = json_pack("{s:b}", mailbox, 1);
@@ -257,33 +194,29 @@ static json_t *update_email(struct jmap_context *jc, const char *id,
 			json_t *v;
 			json_object_foreach(value, k, v)
 			{
-				char lower[JMAP_MAX_KEYWORD + 1];
-				size_t n = strlen(k);
-				if (n > JMAP_MAX_KEYWORD || !json_is_true(v)) {
+				char lower[JMAP_MAX_KEYWORD_SIZE + 1];
+				if (!json_is_true(v) ||
+				    !jmap_keyword_normalize(k, lower)) {
 					error = invalid_property(
 						"keywords", "invalid keyword");
 					break;
 				}
-				for (size_t i = 0; i <= n; i++)
-					lower[i] = (char)tolower(
-						(unsigned char)k[i]);
 				json_object_set_new(keywords, lower,
 						    json_true());
 			}
 		} else if (strncmp(key, "keywords/", 9) == 0) {
+			char lower[JMAP_MAX_KEYWORD_SIZE + 1];
 			if (!pointer_token(key + 9, token, sizeof(token)) ||
-			    !keyword_valid(token) ||
+			    !jmap_keyword_normalize(token, lower) ||
 			    !(json_is_true(value) || json_is_null(value))) {
 				error = invalid_property(key, "a keyword");
 				break;
 			}
-			for (char *p = token; *p; p++)
-				*p = (char)tolower((unsigned char)*p);
 			if (json_is_true(value))
-				json_object_set_new(keywords, token,
+				json_object_set_new(keywords, lower,
 						    json_true());
 			else
-				json_object_del(keywords, token);
+				json_object_del(keywords, lower);
 		} else if (strcmp(key, "mailboxIds") == 0) {
 			if (!json_is_object(value)) {
 				error = invalid_property(key, "an object");
@@ -348,7 +281,7 @@ static json_t *update_email(struct jmap_context *jc, const char *id,
 				       STORE_NO_UNCHANGEDSINCE, flags_changed,
 				       NULL, NULL, &why) != 0) {
 			log_error("Email/set: %s", why);
-			error = set_error("serverFail", NULL);
+			error = jmap_set_error("serverFail", NULL);
 		}
 	}
 	if (error == NULL && target != st.e.mailbox_id) {
@@ -357,7 +290,7 @@ static json_t *update_email(struct jmap_context *jc, const char *id,
 			       &st.e.uid, 1, target, true, &new_uid,
 			       &uidvalidity, &why) != 0) {
 			log_error("Email/set: %s", why);
-			error = set_error("serverFail", NULL);
+			error = jmap_set_error("serverFail", NULL);
 		}
 	}
 	buf_free(&words);
@@ -589,7 +522,7 @@ static json_t *create_email(struct jmap_context *jc, json_t *o,
 		"bodyValues", "attachments",
 	};
 	if (!json_is_object(o))
-		return set_error("invalidProperties", NULL);
+		return jmap_set_error("invalidProperties", NULL);
 	const char *key;
 	json_t *value;
 	json_object_foreach(o, key, value)
@@ -696,7 +629,8 @@ static json_t *create_email(struct jmap_context *jc, json_t *o,
 				sizeof(stored_type));
 			part_count++;
 			if (r <= 0) {
-				error = r < 0 ? set_error("serverFail", NULL)
+				error = r < 0 ? jmap_set_error("serverFail",
+							       NULL)
 					      : json_pack("{s:s, s:[s]}",
 							  "type",
 							  "blobNotFound",
@@ -707,7 +641,7 @@ static json_t *create_email(struct jmap_context *jc, json_t *o,
 			}
 			total += data[part_count - 1].n;
 			if (total > JMAP_MAX_MESSAGE) {
-				error = set_error("tooLarge", NULL);
+				error = jmap_set_error("tooLarge", NULL);
 				break;
 			}
 			parts[part_count - 1] = (struct mime_build_part){
@@ -778,7 +712,7 @@ static json_t *create_email(struct jmap_context *jc, json_t *o,
 	if (error == NULL && store_new_email(jc, &mailbox, message.p, message.n,
 					     flags, buf_cstr(&keywords),
 					     (time_t)received_at, &made) != 0)
-		error = set_error("serverFail", NULL);
+		error = jmap_set_error("serverFail", NULL);
 	for (size_t k = 0; k < part_count; k++)
 		buf_free(&data[k]);
 	buf_free(&message);
@@ -909,7 +843,7 @@ json_t *jmap_email_set(struct jmap_context *jc, json_t *args)
 			if (!gone && json_is_string(item))
 				json_object_set_new(
 					not_destroyed, json_string_value(item),
-					set_error("notFound", NULL));
+					jmap_set_error("notFound", NULL));
 		}
 	}
 	json_t *new_state = jmap_state(jc);
@@ -1006,14 +940,14 @@ static json_t *submit_one(struct jmap_context *jc, json_t *o, uint64_t *email_r)
 	struct jmap_message m;
 	int r = jmap_message_load(jc, id, &m);
 	if (r <= 0)
-		return r < 0 ? set_error("serverFail", NULL)
-			     : set_error("notFound", "no such Email");
+		return r < 0 ? jmap_set_error("serverFail", NULL)
+			     : jmap_set_error("notFound", "no such Email");
 	struct from_check from = {jc->address, 0, false};
 	mime_header_addresses(m.mime, "From", check_from, &from);
 	if (from.count != 1 || !from.ours) {
 		jmap_message_free(&m);
-		return set_error("forbiddenFrom",
-				 "From must be the account's own address");
+		return jmap_set_error("forbiddenFrom",
+				      "From must be the account's own address");
 	}
 	struct recipients rcpt = {0};
 	static const char *const fields[] = {"To", "Cc", "Bcc"};
@@ -1022,7 +956,7 @@ static json_t *submit_one(struct jmap_context *jc, json_t *o, uint64_t *email_r)
 	if (rcpt.count == 0) {
 		jmap_message_free(&m);
 		free(rcpt.list);
-		return set_error("noRecipients", NULL);
+		return jmap_set_error("noRecipients", NULL);
 	}
 	uint64_t *accounts = xcalloc(rcpt.count, sizeof(*accounts));
 	const char **remote = xcalloc(rcpt.count, sizeof(*remote));
@@ -1046,7 +980,7 @@ static json_t *submit_one(struct jmap_context *jc, json_t *o, uint64_t *email_r)
 						       &account, &why)
 				   : 0;
 		if (local < 0 || found < 0) {
-			error = set_error("serverFail", NULL);
+			error = jmap_set_error("serverFail", NULL);
 		} else if (local == 1 && found == 0) {
 			error = json_pack("{s:s, s:[s]}", "type",
 					  "invalidRecipients",
@@ -1081,7 +1015,7 @@ static json_t *submit_one(struct jmap_context *jc, json_t *o, uint64_t *email_r)
 		if (store_deliver_batch(jc->store, batch, 1) != 0) {
 			log_error("EmailSubmission/set: %s",
 				  d.error ? d.error : "failed");
-			error = set_error("serverFail", NULL);
+			error = jmap_set_error("serverFail", NULL);
 		} else {
 			for (size_t k = 0; k < local_count; k++)
 				jmap_notify(jc, accounts[k]);
@@ -1128,9 +1062,10 @@ json_t *jmap_submission_set(struct jmap_context *jc, json_t *args)
 	json_object_foreach(create, key, value)
 	{
 		uint64_t email_id = 0;
-		json_t *error = json_is_object(value)
-					? submit_one(jc, value, &email_id)
-					: set_error("invalidProperties", NULL);
+		json_t *error =
+			json_is_object(value)
+				? submit_one(jc, value, &email_id)
+				: jmap_set_error("invalidProperties", NULL);
 		if (error != NULL) {
 			json_object_set_new(not_created, key, error);
 			continue;
@@ -1169,14 +1104,16 @@ json_t *jmap_submission_set(struct jmap_context *jc, json_t *args)
 	{
 		json_object_set_new(
 			not_updated, id,
-			set_error("notFound", "sent submissions are final"));
+			jmap_set_error("notFound",
+				       "sent submissions are final"));
 	}
 	size_t i;
 	json_t *d;
 	json_array_foreach(destroy, i, d) if (json_is_string(d))
 		json_object_set_new(
 			not_destroyed, json_string_value(d),
-			set_error("notFound", "sent submissions are final"));
+			jmap_set_error("notFound",
+				       "sent submissions are final"));
 	json_t *new_state = jmap_state(jc);
 	json_t *result = json_pack(
 		"{s:s, s:o, s:o, s:o, s:n, s:n, s:o, s:o, s:o}", "accountId",

@@ -14,26 +14,6 @@
 #include <strings.h>
 #include <time.h>
 
-static sqlite3_stmt *prepare(struct store *s, sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		store_db_error(s, db, "prepare");
-		sqlite3_finalize(st);
-		return NULL;
-	}
-	return st;
-}
-
-static sqlite3 *account(struct store *s, uint64_t account_id,
-			const char **error_r)
-{
-	sqlite3 *db = store_account_db(s, account_id, false);
-	if (db == NULL)
-		*error_r = s->error;
-	return db;
-}
-
 /* Steps a statement to its end; 0, or -1 with the error set. */
 static int finish(struct store *s, sqlite3 *db, sqlite3_stmt *st, int rc,
 		  const char *what, const char **error_r)
@@ -48,7 +28,7 @@ static int finish(struct store *s, sqlite3 *db, sqlite3_stmt *st, int rc,
 static int counter(struct store *s, sqlite3 *db, uint64_t *value_r,
 		   const char **error_r)
 {
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db, "SELECT value FROM counter WHERE name = 'modseq'");
 	if (st == NULL) {
 		*error_r = s->error;
@@ -65,7 +45,7 @@ static int counter(struct store *s, sqlite3 *db, uint64_t *value_r,
 int store_jmap_state(struct store *s, uint64_t account_id, uint64_t *state_r,
 		     const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	return db == NULL ? -1 : counter(s, db, state_r, error_r);
 }
 
@@ -74,7 +54,7 @@ int store_emails_get(struct store *s, uint64_t account_id, const uint64_t *ids,
 		     void (*fn)(const struct store_email *e, void *context),
 		     void *context, const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
 	char sql[600];
@@ -88,7 +68,7 @@ int store_emails_get(struct store *s, uint64_t account_id, const uint64_t *ids,
 			 : "NULL",
 		 want & STORE_EMAIL_BODY ? "substr(f.body, 1, 16384)" : "NULL",
 		 want ? " LEFT JOIN fts f ON f.rowid = m.content_id" : "");
-	sqlite3_stmt *st = prepare(s, db, sql);
+	sqlite3_stmt *st = store_prepare(s, db, sql);
 	if (st == NULL) {
 		*error_r = s->error;
 		return -1;
@@ -129,12 +109,12 @@ int store_email_by_uid(struct store *s, uint64_t account_id,
 		       uint64_t mailbox_id, uint32_t uid, uint64_t *email_id_r,
 		       const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
-	sqlite3_stmt *st = prepare(s, db,
-				   "SELECT email_id FROM message WHERE"
-				   " mailbox_id = ? AND uid = ?");
+	sqlite3_stmt *st = store_prepare(s, db,
+					 "SELECT email_id FROM message WHERE"
+					 " mailbox_id = ? AND uid = ?");
 	if (st == NULL) {
 		*error_r = s->error;
 		return -1;
@@ -153,13 +133,13 @@ int store_email_by_uid(struct store *s, uint64_t account_id,
 int store_email_bytes(struct store *s, uint64_t account_id, uint64_t email_id,
 		      uint8_t **data_r, size_t *size_r, const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
-	sqlite3_stmt *st =
-		prepare(s, db,
-			"SELECT c.blob, c.size FROM message m JOIN content c ON"
-			" c.id = m.content_id WHERE m.email_id = ?");
+	sqlite3_stmt *st = store_prepare(
+		s, db,
+		"SELECT c.blob, c.size FROM message m JOIN content c ON"
+		" c.id = m.content_id WHERE m.email_id = ?");
 	if (st == NULL) {
 		*error_r = s->error;
 		return -1;
@@ -180,13 +160,13 @@ int store_thread_emails(struct store *s, uint64_t account_id,
 			void (*fn)(uint64_t email_id, void *context),
 			void *context, const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
 	sqlite3_stmt *st =
-		prepare(s, db,
-			"SELECT email_id FROM message WHERE thread_id = ?"
-			" ORDER BY internal_date, email_id");
+		store_prepare(s, db,
+			      "SELECT email_id FROM message WHERE thread_id = ?"
+			      " ORDER BY internal_date, email_id");
 	if (st == NULL) {
 		*error_r = s->error;
 		return -1;
@@ -222,7 +202,7 @@ static int changes(struct store *s, uint64_t account_id, uint64_t since,
 		   void *context, uint64_t *state_r, bool *more_r,
 		   const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
 	/* One read transaction: the state and the changes agree. */
@@ -230,14 +210,14 @@ static int changes(struct store *s, uint64_t account_id, uint64_t since,
 		*error_r = s->error;
 		return -1;
 	}
-	uint64_t now;
+	uint64_t now = 0;
 	int ret = counter(s, db, &now, error_r);
 	if (ret == 0 && since > now)
 		ret = -2;
 	struct change *list = NULL;
 	size_t n = 0, cap = 0;
 	for (int k = 0; k < 3 && ret == 0; k++) {
-		sqlite3_stmt *st = prepare(s, db, sql[k]);
+		sqlite3_stmt *st = store_prepare(s, db, sql[k]);
 		if (st == NULL) {
 			*error_r = s->error;
 			ret = -1;
@@ -643,7 +623,7 @@ static sqlite3_stmt *prepare_query(struct store *s, sqlite3 *db,
 			   ? " JOIN content c ON c.id = m.content_id"
 			   : "",
 		   buf_cstr(&where->text), order);
-	sqlite3_stmt *st = prepare(s, db, buf_cstr(&text));
+	sqlite3_stmt *st = store_prepare(s, db, buf_cstr(&text));
 	buf_free(&text);
 	if (st == NULL)
 		return NULL;
@@ -697,7 +677,7 @@ int store_email_query(struct store *s, uint64_t account_id,
 		      void *context, uint64_t *total_r, uint64_t *position_r,
 		      const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
 	struct sql where = {0};
@@ -822,11 +802,11 @@ out:
 int store_setting_get(struct store *s, uint64_t account_id, const char *name,
 		      struct buf *out, const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
-	sqlite3_stmt *st =
-		prepare(s, db, "SELECT value FROM setting WHERE name = ?");
+	sqlite3_stmt *st = store_prepare(
+		s, db, "SELECT value FROM setting WHERE name = ?");
 	if (st == NULL) {
 		*error_r = s->error;
 		return -1;
@@ -845,10 +825,10 @@ int store_setting_get(struct store *s, uint64_t account_id, const char *name,
 int store_setting_set(struct store *s, uint64_t account_id, const char *name,
 		      const char *value, const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		value != NULL ? "INSERT OR REPLACE INTO setting (name, value)"
 				" VALUES (?, ?)"
@@ -867,12 +847,12 @@ int store_upload_add(struct store *s, uint64_t account_id, const char *type,
 		     const uint8_t *data, size_t size, uint64_t *id_r,
 		     const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
 	time_t now = time(NULL);
 	sqlite3_stmt *st =
-		prepare(s, db, "DELETE FROM upload WHERE created < ?");
+		store_prepare(s, db, "DELETE FROM upload WHERE created < ?");
 	if (st == NULL) {
 		*error_r = s->error;
 		return -1;
@@ -880,9 +860,10 @@ int store_upload_add(struct store *s, uint64_t account_id, const char *type,
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - STORE_UPLOAD_LIFETIME));
 	if (finish(s, db, st, sqlite3_step(st), "upload", error_r) != 0)
 		return -1;
-	st = prepare(s, db,
-		     "INSERT INTO upload (type, data, created) VALUES (?, ?, ?)"
-		     " RETURNING id");
+	st = store_prepare(
+		s, db,
+		"INSERT INTO upload (type, data, created) VALUES (?, ?, ?)"
+		" RETURNING id");
 	if (st == NULL) {
 		*error_r = s->error;
 		return -1;
@@ -903,12 +884,13 @@ int store_upload_get(struct store *s, uint64_t account_id, uint64_t id,
 		     struct buf *out, char *type_r, size_t type_size,
 		     const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
-	sqlite3_stmt *st = prepare(s, db,
-				   "SELECT type, data FROM upload WHERE id = ?"
-				   " AND created >= ?");
+	sqlite3_stmt *st =
+		store_prepare(s, db,
+			      "SELECT type, data FROM upload WHERE id = ?"
+			      " AND created >= ?");
 	if (st == NULL) {
 		*error_r = s->error;
 		return -1;

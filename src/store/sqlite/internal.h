@@ -39,6 +39,11 @@ const char *store_db_error(struct store *s, sqlite3 *db, const char *what);
 /* The open index of an account, created with its default mailboxes when
  * create is true. NULL with s->error on failure. */
 sqlite3 *store_account_db(struct store *s, uint64_t account_id, bool create);
+/* An account's existing index, or NULL with *error_r. */
+sqlite3 *store_account(struct store *s, uint64_t account_id,
+		       const char **error_r);
+/* Prepares sql or sets s->error; NULL on failure. */
+sqlite3_stmt *store_prepare(struct store *s, sqlite3 *db, const char *sql);
 /* Closes an account's index if open, and removes its files. */
 int store_account_remove(struct store *s, uint64_t account_id);
 

@@ -14,8 +14,7 @@
 
 #define STORE_MAX_HIERARCHY 32
 
-/* Prepares sql or sets s->error; NULL on failure. */
-static sqlite3_stmt *prepare(struct store *s, sqlite3 *db, const char *sql)
+sqlite3_stmt *store_prepare(struct store *s, sqlite3 *db, const char *sql)
 {
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
@@ -26,8 +25,8 @@ static sqlite3_stmt *prepare(struct store *s, sqlite3 *db, const char *sql)
 	return st;
 }
 
-static sqlite3 *account(struct store *s, uint64_t account_id,
-			const char **error_r)
+sqlite3 *store_account(struct store *s, uint64_t account_id,
+		       const char **error_r)
 {
 	sqlite3 *db = store_account_db(s, account_id, false);
 	if (db == NULL)
@@ -37,7 +36,7 @@ static sqlite3 *account(struct store *s, uint64_t account_id,
 
 sqlite3_int64 store_next_modseq(struct store *s, sqlite3 *db)
 {
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		"UPDATE counter SET value = value + 1 WHERE name = 'modseq'"
 		" RETURNING value");
@@ -55,9 +54,9 @@ sqlite3_int64 store_next_modseq(struct store *s, sqlite3 *db)
 int store_content_ref(struct store *s, sqlite3 *db, sqlite3_int64 content_id,
 		      int delta)
 {
-	sqlite3_stmt *st = prepare(s, db,
-				   "UPDATE content SET refs = refs + ?"
-				   " WHERE id = ? RETURNING refs");
+	sqlite3_stmt *st = store_prepare(s, db,
+					 "UPDATE content SET refs = refs + ?"
+					 " WHERE id = ? RETURNING refs");
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int(st, 1, delta);
@@ -71,13 +70,13 @@ int store_content_ref(struct store *s, sqlite3 *db, sqlite3_int64 content_id,
 	}
 	if (refs > 0)
 		return 0;
-	st = prepare(s, db, "DELETE FROM fts WHERE rowid = ?");
+	st = store_prepare(s, db, "DELETE FROM fts WHERE rowid = ?");
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, content_id);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	st = prepare(s, db, "DELETE FROM content WHERE id = ?");
+	st = store_prepare(s, db, "DELETE FROM content WHERE id = ?");
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, content_id);
@@ -124,12 +123,12 @@ static void row_to_mailbox(sqlite3_stmt *st, struct store_mailbox *m)
 int store_mailbox_get(struct store *s, uint64_t account_id, const char *name,
 		      struct store_mailbox *out, const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
-	sqlite3_stmt *st = prepare(s, db,
-				   "SELECT " MAILBOX_COLUMNS
-				   " FROM mailbox b WHERE name = ?");
+	sqlite3_stmt *st = store_prepare(s, db,
+					 "SELECT " MAILBOX_COLUMNS
+					 " FROM mailbox b WHERE name = ?");
 	if (st == NULL) {
 		*error_r = s->error;
 		return -1;
@@ -153,8 +152,8 @@ int store_mailbox_status(struct store *s, uint64_t account_id, const char *name,
 	int found = store_mailbox_get(s, account_id, name, out, error_r);
 	if (found <= 0)
 		return found;
-	sqlite3 *db = account(s, account_id, error_r);
-	sqlite3_stmt *st = prepare(
+	sqlite3 *db = store_account(s, account_id, error_r);
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		"SELECT count(*), coalesce(sum(m.flags & 1 = 0), 0),"
 		" coalesce(sum(m.flags & 8 != 0), 0), coalesce(sum(c.size), 0),"
@@ -189,12 +188,12 @@ int store_mailbox_each(struct store *s, uint64_t account_id,
 		       void (*fn)(const struct store_mailbox *m, void *context),
 		       void *context, const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
-	sqlite3_stmt *st = prepare(s, db,
-				   "SELECT " MAILBOX_COLUMNS
-				   " FROM mailbox b ORDER BY name");
+	sqlite3_stmt *st = store_prepare(s, db,
+					 "SELECT " MAILBOX_COLUMNS
+					 " FROM mailbox b ORDER BY name");
 	if (st == NULL) {
 		*error_r = s->error;
 		return -1;
@@ -217,11 +216,11 @@ int store_subscription_each(struct store *s, uint64_t account_id,
 			    void (*fn)(const char *name, void *context),
 			    void *context, const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
-	sqlite3_stmt *st =
-		prepare(s, db, "SELECT name FROM subscription ORDER BY name");
+	sqlite3_stmt *st = store_prepare(
+		s, db, "SELECT name FROM subscription ORDER BY name");
 	if (st == NULL) {
 		*error_r = s->error;
 		return -1;
@@ -264,9 +263,9 @@ static sqlite3_int64 next_uidvalidity(struct store *s, sqlite3 *db)
 {
 	/* Unique per name over time: never below the clock, never reused. */
 	sqlite3_stmt *st =
-		prepare(s, db,
-			"UPDATE counter SET value = max(value + 1, ?)"
-			" WHERE name = 'uidvalidity' RETURNING value");
+		store_prepare(s, db,
+			      "UPDATE counter SET value = max(value + 1, ?)"
+			      " WHERE name = 'uidvalidity' RETURNING value");
 	if (st == NULL)
 		return 0;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)time(NULL));
@@ -288,7 +287,7 @@ static int insert_mailbox(struct store *s, sqlite3 *db, const char *name,
 	sqlite3_int64 uidvalidity = next_uidvalidity(s, db);
 	if (uidvalidity == 0)
 		return -1;
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		"INSERT OR IGNORE INTO mailbox (name, uidvalidity, uidnext,"
 		" highestmodseq) VALUES (?, ?, ?, 1)");
@@ -337,8 +336,8 @@ static int rollback(struct store *s, sqlite3 *db, const char **error_r,
 static int recent_uid(struct store *s, sqlite3 *db, uint64_t mailbox_id,
 		      uint32_t *uid_r)
 {
-	sqlite3_stmt *st =
-		prepare(s, db, "SELECT recent_uid FROM mailbox WHERE id = ?");
+	sqlite3_stmt *st = store_prepare(
+		s, db, "SELECT recent_uid FROM mailbox WHERE id = ?");
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)mailbox_id);
@@ -359,7 +358,7 @@ int store_recent_claim(struct store *s, uint64_t account_id,
 		       uint64_t mailbox_id, uint32_t upto, uint32_t *from_r,
 		       const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
 	/* Most of the time there is nothing new: no write. */
@@ -379,8 +378,9 @@ int store_recent_claim(struct store *s, uint64_t account_id,
 	if (recent_uid(s, db, mailbox_id, from_r) != 0)
 		goto fail;
 	if (*from_r < upto) {
-		st = prepare(s, db,
-			     "UPDATE mailbox SET recent_uid = ? WHERE id = ?");
+		st = store_prepare(
+			s, db,
+			"UPDATE mailbox SET recent_uid = ? WHERE id = ?");
 		if (st == NULL)
 			goto fail;
 		sqlite3_bind_int64(st, 1, upto);
@@ -413,7 +413,7 @@ int store_mailbox_create(struct store *s, uint64_t account_id, const char *name,
 	if (!valid_name(name))
 		return STORE_MAILBOX_BAD_NAME;
 	name = canonical(name);
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL || begin(s, db, error_r) != 0)
 		return STORE_MAILBOX_FAILED;
 	/* Parents first: "a/b/c" makes "a" and "a/b" when missing. */
@@ -439,7 +439,7 @@ int store_mailbox_create(struct store *s, uint64_t account_id, const char *name,
  * itself goes away). */
 static int drop_messages(struct store *s, sqlite3 *db, sqlite3_int64 mailbox)
 {
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		"DELETE FROM message WHERE mailbox_id = ? RETURNING content_id");
 	if (st == NULL)
@@ -469,7 +469,7 @@ static int drop_messages(struct store *s, sqlite3 *db, sqlite3_int64 mailbox)
 static int count_children(struct store *s, sqlite3 *db, const char *name,
 			  sqlite3_int64 *count_r)
 {
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		"SELECT count(*) FROM mailbox WHERE substr(name, 1, ?) = ?");
 	if (st == NULL)
@@ -493,7 +493,7 @@ int store_mailbox_delete(struct store *s, uint64_t account_id, const char *name,
 {
 	if (is_inbox(name))
 		return STORE_MAILBOX_INBOX;
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL || begin(s, db, error_r) != 0)
 		return STORE_MAILBOX_FAILED;
 	struct store_mailbox m;
@@ -509,15 +509,16 @@ int store_mailbox_delete(struct store *s, uint64_t account_id, const char *name,
 		return rollback(s, db, error_r, STORE_MAILBOX_HAS_CHILDREN);
 	if (drop_messages(s, db, (sqlite3_int64)m.id) != 0)
 		return rollback(s, db, error_r, STORE_MAILBOX_FAILED);
-	sqlite3_stmt *st = prepare(s, db, "DELETE FROM mailbox WHERE id = ?");
+	sqlite3_stmt *st =
+		store_prepare(s, db, "DELETE FROM mailbox WHERE id = ?");
 	if (st == NULL)
 		return rollback(s, db, error_r, STORE_MAILBOX_FAILED);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)m.id);
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_DONE) {
-		st = prepare(s, db,
-			     "DELETE FROM expunged WHERE mailbox_id = ?");
+		st = store_prepare(s, db,
+				   "DELETE FROM expunged WHERE mailbox_id = ?");
 		if (st == NULL)
 			return rollback(s, db, error_r, STORE_MAILBOX_FAILED);
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)m.id);
@@ -543,7 +544,7 @@ static int rename_inbox(struct store *s, sqlite3 *db, const char *to,
 	sqlite3_int64 modseq = store_next_modseq(s, db);
 	if (modseq == 0)
 		return STORE_MAILBOX_FAILED;
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		"INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
 		" SELECT mailbox_id, uid, ? FROM message WHERE mailbox_id = ?");
@@ -555,9 +556,10 @@ static int rename_inbox(struct store *s, sqlite3 *db, const char *to,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		goto fail;
-	st = prepare(s, db,
-		     "UPDATE message SET mailbox_id = (SELECT id FROM mailbox"
-		     " WHERE name = ?), modseq = ? WHERE mailbox_id = ?");
+	st = store_prepare(
+		s, db,
+		"UPDATE message SET mailbox_id = (SELECT id FROM mailbox"
+		" WHERE name = ?), modseq = ? WHERE mailbox_id = ?");
 	if (st == NULL)
 		return STORE_MAILBOX_FAILED;
 	sqlite3_bind_text(st, 1, to, -1, SQLITE_STATIC);
@@ -567,9 +569,10 @@ static int rename_inbox(struct store *s, sqlite3 *db, const char *to,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		goto fail;
-	st = prepare(s, db,
-		     "UPDATE mailbox SET highestmodseq = ? WHERE id = ? OR"
-		     " name = ?");
+	st = store_prepare(
+		s, db,
+		"UPDATE mailbox SET highestmodseq = ? WHERE id = ? OR"
+		" name = ?");
 	if (st == NULL)
 		return STORE_MAILBOX_FAILED;
 	sqlite3_bind_int64(st, 1, modseq);
@@ -591,7 +594,7 @@ int store_mailbox_rename(struct store *s, uint64_t account_id, const char *from,
 	if (!valid_name(to) || is_inbox(to))
 		return is_inbox(to) ? STORE_MAILBOX_EXISTS
 				    : STORE_MAILBOX_BAD_NAME;
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL || begin(s, db, error_r) != 0)
 		return STORE_MAILBOX_FAILED;
 	struct store_mailbox m, other;
@@ -634,7 +637,7 @@ int store_mailbox_rename(struct store *s, uint64_t account_id, const char *from,
 		" substr(name, 1, length(?1) + 1) = ?1 || '/'",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(sql); i++) {
-		sqlite3_stmt *st = prepare(s, db, sql[i]);
+		sqlite3_stmt *st = store_prepare(s, db, sql[i]);
 		if (st == NULL)
 			return rollback(s, db, error_r, STORE_MAILBOX_FAILED);
 		sqlite3_bind_text(st, 1, m.name, -1, SQLITE_STATIC);
@@ -659,10 +662,10 @@ int store_mailbox_subscribe(struct store *s, uint64_t account_id,
 {
 	if (!valid_name(name))
 		return STORE_MAILBOX_BAD_NAME;
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return STORE_MAILBOX_FAILED;
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		subscribe
 			? "INSERT OR IGNORE INTO subscription (name) VALUES (?)"
@@ -701,10 +704,10 @@ int store_messages(struct store *s, uint64_t account_id, uint64_t mailbox_id,
 		   void (*fn)(const struct store_message *m, void *context),
 		   void *context, const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		"SELECT " MESSAGE_COLUMNS " FROM message m"
 		" JOIN content c ON c.id = m.content_id"
@@ -733,13 +736,13 @@ int store_expunged(struct store *s, uint64_t account_id, uint64_t mailbox_id,
 		   uint64_t since, void (*fn)(uint32_t uid, void *context),
 		   void *context, const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
 	sqlite3_stmt *st =
-		prepare(s, db,
-			"SELECT uid FROM expunged WHERE mailbox_id = ?"
-			" AND modseq > ? ORDER BY uid");
+		store_prepare(s, db,
+			      "SELECT uid FROM expunged WHERE mailbox_id = ?"
+			      " AND modseq > ? ORDER BY uid");
 	if (st == NULL) {
 		*error_r = s->error;
 		return -1;
@@ -773,10 +776,10 @@ int store_message_cached(struct store *s, uint64_t account_id,
 			"SELECT c.body FROM message m JOIN content c ON"
 			" c.id = m.content_id WHERE m.mailbox_id = ? AND m.uid = ?",
 	};
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
-	sqlite3_stmt *st = prepare(s, db, sql[field]);
+	sqlite3_stmt *st = store_prepare(s, db, sql[field]);
 	if (st == NULL) {
 		*error_r = s->error;
 		return -1;
@@ -899,17 +902,17 @@ int store_flags_update(struct store *s, uint64_t account_id,
 		       void (*failed)(uint32_t uid, void *context),
 		       void *context, const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL || begin(s, db, error_r) != 0)
 		return -1;
-	sqlite3_stmt *get = prepare(
+	sqlite3_stmt *get = store_prepare(
 		s, db,
 		"SELECT " MESSAGE_COLUMNS " FROM message m JOIN content c ON"
 		" c.id = m.content_id WHERE m.mailbox_id = ? AND m.uid = ?");
 	sqlite3_stmt *put =
-		prepare(s, db,
-			"UPDATE message SET flags = ?, keywords = ?,"
-			" modseq = ? WHERE mailbox_id = ? AND uid = ?");
+		store_prepare(s, db,
+			      "UPDATE message SET flags = ?, keywords = ?,"
+			      " modseq = ? WHERE mailbox_id = ? AND uid = ?");
 	if (get == NULL || put == NULL) {
 		sqlite3_finalize(get);
 		sqlite3_finalize(put);
@@ -971,7 +974,7 @@ int store_flags_update(struct store *s, uint64_t account_id,
 	sqlite3_finalize(put);
 	buf_free(&kw);
 	if (ret == 0 && modseq > 0) {
-		sqlite3_stmt *st = prepare(
+		sqlite3_stmt *st = store_prepare(
 			s, db,
 			"UPDATE mailbox SET highestmodseq = ? WHERE id = ?");
 		if (st == NULL)
@@ -994,7 +997,7 @@ int store_flags_update(struct store *s, uint64_t account_id,
 static int expunge_one(struct store *s, sqlite3 *db, sqlite3_int64 mailbox,
 		       uint32_t uid, sqlite3_int64 modseq, bool only_deleted)
 {
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		only_deleted
 			? "DELETE FROM message WHERE mailbox_id = ? AND uid = ?"
@@ -1017,9 +1020,10 @@ static int expunge_one(struct store *s, sqlite3 *db, sqlite3_int64 mailbox,
 	}
 	if (content == 0)
 		return 0;
-	st = prepare(s, db,
-		     "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
-		     " VALUES (?, ?, ?)");
+	st = store_prepare(
+		s, db,
+		"INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
+		" VALUES (?, ?, ?)");
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, mailbox);
@@ -1042,10 +1046,10 @@ static int move_one(struct store *s, sqlite3 *db, sqlite3_int64 from,
 		    uint32_t uid, sqlite3_int64 to, sqlite3_int64 new_uid,
 		    sqlite3_int64 modseq)
 {
-	sqlite3_stmt *st =
-		prepare(s, db,
-			"UPDATE message SET mailbox_id = ?, uid = ?, modseq = ?"
-			" WHERE mailbox_id = ? AND uid = ?");
+	sqlite3_stmt *st = store_prepare(
+		s, db,
+		"UPDATE message SET mailbox_id = ?, uid = ?, modseq = ?"
+		" WHERE mailbox_id = ? AND uid = ?");
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, to);
@@ -1056,9 +1060,10 @@ static int move_one(struct store *s, sqlite3 *db, sqlite3_int64 from,
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_DONE) {
-		st = prepare(s, db,
-			     "INSERT OR REPLACE INTO expunged (mailbox_id, uid,"
-			     " modseq) VALUES (?, ?, ?)");
+		st = store_prepare(
+			s, db,
+			"INSERT OR REPLACE INTO expunged (mailbox_id, uid,"
+			" modseq) VALUES (?, ?, ?)");
 		if (st == NULL)
 			return -1;
 		sqlite3_bind_int64(st, 1, from);
@@ -1077,7 +1082,7 @@ static int move_one(struct store *s, sqlite3 *db, sqlite3_int64 from,
 static int set_highestmodseq(struct store *s, sqlite3 *db,
 			     sqlite3_int64 mailbox, sqlite3_int64 modseq)
 {
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db, "UPDATE mailbox SET highestmodseq = ? WHERE id = ?");
 	if (st == NULL)
 		return -1;
@@ -1103,17 +1108,17 @@ int store_expunge(struct store *s, uint64_t account_id, uint64_t mailbox_id,
 		  void (*fn)(uint32_t uid, void *context), void *context,
 		  const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL || begin(s, db, error_r) != 0)
 		return -1;
 	/* Without a UID list: every \Deleted message. */
 	struct buf all;
 	buf_init(&all, SIZE_MAX);
 	if (uids == NULL) {
-		sqlite3_stmt *st =
-			prepare(s, db,
-				"SELECT uid FROM message WHERE mailbox_id = ?"
-				" AND flags & 8 != 0 ORDER BY uid");
+		sqlite3_stmt *st = store_prepare(
+			s, db,
+			"SELECT uid FROM message WHERE mailbox_id = ?"
+			" AND flags & 8 != 0 ORDER BY uid");
 		if (st == NULL) {
 			buf_free(&all);
 			return rollback(s, db, error_r, -1);
@@ -1156,16 +1161,16 @@ int store_copy(struct store *s, uint64_t account_id, uint64_t from_mailbox,
 	       bool move, uint32_t *new_uids_r, uint32_t *uidvalidity_r,
 	       const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL || begin(s, db, error_r) != 0)
 		return -1;
-	sqlite3_stmt *target = prepare(
+	sqlite3_stmt *target = store_prepare(
 		s, db, "SELECT uidnext, uidvalidity FROM mailbox WHERE id = ?");
-	sqlite3_stmt *source = prepare(
+	sqlite3_stmt *source = store_prepare(
 		s, db,
 		"SELECT flags, keywords, internal_date, content_id FROM message"
 		" WHERE mailbox_id = ? AND uid = ?");
-	sqlite3_stmt *insert = prepare(
+	sqlite3_stmt *insert = store_prepare(
 		s, db,
 		"INSERT INTO message (mailbox_id, uid, modseq, flags, keywords,"
 		" internal_date, content_id) VALUES (?, ?, ?, ?, ?, ?, ?)");
@@ -1225,7 +1230,7 @@ int store_copy(struct store *s, uint64_t account_id, uint64_t from_mailbox,
 			goto out;
 		new_uids_r[i] = (uint32_t)uidnext++;
 	}
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		"UPDATE mailbox SET uidnext = ?, highestmodseq = ? WHERE id = ?");
 	if (st == NULL)
@@ -1256,10 +1261,10 @@ int store_message_bytes(struct store *s, uint64_t account_id,
 			uint64_t mailbox_id, uint32_t uid, uint8_t **data_r,
 			size_t *size_r, const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		"SELECT c.blob, c.size FROM message m JOIN content c ON"
 		" c.id = m.content_id WHERE m.mailbox_id = ? AND m.uid = ?");
@@ -1314,7 +1319,7 @@ static int search_long_texts(struct store *s, sqlite3 *db, uint64_t mailbox_id,
 			     void (*fn)(uint32_t uid, void *context),
 			     void *context)
 {
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		"SELECT m.uid, c.blob, c.size FROM message m JOIN content c ON"
 		" c.id = m.content_id WHERE m.mailbox_id = ? AND"
@@ -1376,7 +1381,7 @@ int store_search_text(struct store *s, uint64_t account_id, uint64_t mailbox_id,
 		[STORE_TEXT_SUBJECT] = "subject",
 	};
 	static const char *const all[] = {"headers", "body"};
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
 	const char *column = columns[field];
@@ -1420,7 +1425,7 @@ int store_search_text(struct store *s, uint64_t account_id, uint64_t mailbox_id,
 		}
 		buf_append_cstr(&sql, ")");
 	}
-	sqlite3_stmt *st = prepare(s, db, buf_cstr(&sql));
+	sqlite3_stmt *st = store_prepare(s, db, buf_cstr(&sql));
 	int ret = -1;
 	if (st != NULL) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)mailbox_id);
@@ -1454,10 +1459,10 @@ int store_sort_keys_each(struct store *s, uint64_t account_id,
 				    void *context),
 			 void *context, const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		"SELECT m.uid, m.internal_date, c.sent_date, c.size,"
 		" c.base_subject, c.sort_from, c.sort_to, c.sort_cc,"
@@ -1504,10 +1509,10 @@ int store_sort_keys_each(struct store *s, uint64_t account_id,
 int store_account_usage(struct store *s, uint64_t account_id, uint64_t *bytes_r,
 			const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		"SELECT coalesce(sum(c.size), 0) FROM message m JOIN content c"
 		" ON c.id = m.content_id");
@@ -1530,10 +1535,10 @@ int store_mailbox_counts(struct store *s, uint64_t account_id,
 			 uint64_t mailbox_id, struct store_mailbox_counts *out,
 			 const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL)
 		return -1;
-	sqlite3_stmt *st = prepare(
+	sqlite3_stmt *st = store_prepare(
 		s, db,
 		"WITH here AS (SELECT m.flags, coalesce(c.thread_id, c.id) AS t"
 		" FROM message m JOIN content c ON c.id = m.content_id"
@@ -1577,10 +1582,10 @@ int store_emails_destroy(struct store *s, uint64_t account_id,
 				    uint32_t uid, void *context),
 			 void *context, const char **error_r)
 {
-	sqlite3 *db = account(s, account_id, error_r);
+	sqlite3 *db = store_account(s, account_id, error_r);
 	if (db == NULL || begin(s, db, error_r) != 0)
 		return -1;
-	sqlite3_stmt *find = prepare(
+	sqlite3_stmt *find = store_prepare(
 		s, db,
 		"SELECT mailbox_id, uid FROM message WHERE email_id = ?");
 	struct destroyed *done = xcalloc(count ? count : 1, sizeof(*done));
