@@ -483,10 +483,17 @@ static void text_condition(struct sql *q, const char *value,
 			bind_text(q, &arg);
 			buf_append_cstr(&q->text, ")");
 		} else {
+			/* The headers are scanned in the content table,
+			 * whose rows are far smaller than the index's; the
+			 * body only in the index. */
 			buf_append(&arg, start, n);
+			bool body = short_count == 1 &&
+				    strcmp(columns[0], "body") == 0;
 			buf_append_cstr(&q->text,
-					"m.content_id IN (SELECT rowid"
-					" FROM fts WHERE ");
+					body ? "m.content_id IN (SELECT rowid"
+					       " FROM fts WHERE "
+					     : "m.content_id IN (SELECT id"
+					       " FROM content WHERE ");
 			for (size_t c = 0; c < short_count; c++) {
 				buf_printf(&q->text, "%sdijk_contains(%s, ",
 					   c ? " OR " : "", columns[c]);
