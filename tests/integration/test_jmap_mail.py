@@ -336,7 +336,8 @@ def test_query_sort_by_received_at(corpus):
     ({"body": "XY"}, {"q4"}),
     ({"body": "xy zahlung"}, {"q4"}),
     ({"body": "xy budget"}, set()),
-    ({"text": "ca"}, {"q1", "q3"}),                     # "Carol", "Quarterly"
+    # ("ol" of "Carol": the test user's random address is hex, no "o")
+    ({"text": "ol"}, {"q1", "q3"}),
     ({"text": "überweisung"}, {"q4"}),                  # RFC 2047 subject
     ({"text": "ÜBERWEISUNG"}, {"q4"}),
     ({"text": "Üb"}, {"q4"}),                           # short and non-ASCII
