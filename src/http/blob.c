@@ -84,26 +84,6 @@ static bool safe_type(const char *type, char *out, size_t size)
 }
 
 /* The value of a query parameter (raw, not decoded) into out. */
-static bool query_value(const char *query, const char *name, char *out,
-			size_t size)
-{
-	size_t n = strlen(name);
-	for (const char *p = query; p != NULL && *p;) {
-		const char *amp = strchr(p, '&');
-		size_t len = amp ? (size_t)(amp - p) : strlen(p);
-		if (len > n && strncmp(p, name, n) == 0 && p[n] == '=') {
-			size_t v = len - n - 1;
-			if (v >= size)
-				return false;
-			memcpy(out, p + n + 1, v);
-			out[v] = '\0';
-			return true;
-		}
-		p = amp ? amp + 1 : NULL;
-	}
-	return false;
-}
-
 static int hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -231,7 +211,7 @@ static void download_work(struct http_call *c, struct store *store)
 		return;
 	}
 	/* The type the client asks for, when it is one. */
-	if (query_value(c->query, "type", wanted, sizeof(wanted)) &&
+	if (http_query_value(c->query, "type", wanted, sizeof(wanted)) &&
 	    percent_decode(wanted) && safe_type(wanted, type, sizeof(type)))
 		;
 	else if (!safe_type(type, wanted, sizeof(wanted)))
@@ -313,8 +293,9 @@ static void view_work(struct http_call *c, struct store *store)
 	size_t n = split(c->path + strlen("/jmap/view/"), segments, 4);
 	char account[JMAP_ID_TEXT_SIZE], images[4];
 	jmap_account_id(c->account_id, account);
-	bool remote = query_value(c->query, "images", images, sizeof(images)) &&
-		      strcmp(images, "1") == 0;
+	bool remote =
+		http_query_value(c->query, "images", images, sizeof(images)) &&
+		strcmp(images, "1") == 0;
 	struct jmap_context jc = {
 		.store = store,
 		.account_id = c->account_id,

@@ -170,8 +170,13 @@ void http_redirect(struct http_call *c, int code, const char *location);
 const char *http_header(struct http_call *c, const char *name);
 /* The value of a cookie of the request into out; false when absent. */
 bool http_cookie(struct http_call *c, const char *name, char *out, size_t size);
-/* Appends text with HTML escaping. */
+/* Appends text with HTML escaping (& < > " '); _n for n bytes. */
 void http_append_escaped(struct buf *out, const char *text);
+void http_append_escaped_n(struct buf *out, const char *text, size_t n);
+/* The raw (not decoded) value of a query parameter into out (size bytes);
+ * false when absent or too long. query may be NULL. */
+bool http_query_value(const char *query, const char *name, char *out,
+		      size_t size);
 
 /* Sends an embedded file of web/ (ETag, gzip when accepted), or 304. */
 struct http_asset;

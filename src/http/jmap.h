@@ -93,6 +93,13 @@ json_t *jmap_mailbox_changes(struct jmap_context *jc, json_t *args);
 json_t *jmap_mailbox_set(struct jmap_context *jc, json_t *args);
 json_t *jmap_identity_get(struct jmap_context *jc, json_t *args);
 json_t *jmap_identity_set(struct jmap_context *jc, json_t *args);
+/* Foo/changes of RFC 8620 5.2 (jmap_email.c) for a type of the account,
+ * over its store function, with prefix the letter of its ids. */
+typedef int changes_fn(struct store *s, uint64_t account_id, uint64_t since,
+		       size_t max_changes, store_change_fn *fn, void *context,
+		       uint64_t *state_r, bool *more_r, const char **error_r);
+json_t *jmap_changes(struct jmap_context *jc, json_t *args, char prefix,
+		     changes_fn *fn);
 /* jmap_email.c */
 json_t *jmap_email_get(struct jmap_context *jc, json_t *args);
 json_t *jmap_email_query(struct jmap_context *jc, json_t *args);

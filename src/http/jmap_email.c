@@ -11,6 +11,7 @@
  * mailboxIds with two mailboxes is refused. */
 #include "core/common.h"
 
+#include "http/internal.h"
 #include "http/jmap.h"
 #include "http/sanitize.h"
 
@@ -1118,14 +1119,6 @@ static void change_row(enum store_change kind, uint64_t id, void *context)
 	json_array_append_new(list, json_string(text));
 }
 
-typedef int changes_fn(struct store *s, uint64_t account_id, uint64_t since,
-		       size_t max_changes, store_change_fn *fn, void *context,
-		       uint64_t *state_r, bool *more_r, const char **error_r);
-
-/* Foo/changes of RFC 8620 5.2 for any of the account's types. */
-json_t *jmap_changes(struct jmap_context *jc, json_t *args, char prefix,
-		     changes_fn *fn);
-
 json_t *jmap_changes(struct jmap_context *jc, json_t *args, char prefix,
 		     changes_fn *fn)
 {
@@ -1304,31 +1297,6 @@ static size_t find_term(const char *text, size_t n, size_t from,
 	return SIZE_MAX;
 }
 
-static void append_escaped(struct buf *out, const char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		switch (p[i]) {
-		case '<':
-			buf_append_cstr(out, "&lt;");
-			break;
-		case '>':
-			buf_append_cstr(out, "&gt;");
-			break;
-		case '&':
-			buf_append_cstr(out, "&amp;");
-			break;
-		case '"':
-			buf_append_cstr(out, "&quot;");
-			break;
-		case '\'':
-			buf_append_cstr(out, "&#39;");
-			break;
-		default:
-			buf_append(out, p + i, 1);
-		}
-	}
-}
-
 /* The text escaped for HTML with each term in <mark>; null when no term
  * occurs. */
 static json_t *highlight(const char *text, size_t n, const struct terms *t)
@@ -1343,13 +1311,13 @@ static json_t *highlight(const char *text, size_t n, const struct terms *t)
 		size_t at = find_term(text, n, pos, t, &len);
 		if (at == SIZE_MAX)
 			break;
-		append_escaped(&out, text + pos, at - pos);
+		http_append_escaped_n(&out, text + pos, at - pos);
 		buf_append_cstr(&out, "<mark>");
-		append_escaped(&out, text + at, len);
+		http_append_escaped_n(&out, text + at, len);
 		buf_append_cstr(&out, "</mark>");
 		pos = at + len;
 	}
-	append_escaped(&out, text + pos, n - pos);
+	http_append_escaped_n(&out, text + pos, n - pos);
 	json_t *v = json_stringn((const char *)out.p, out.n);
 	buf_free(&out);
 	return v ? v : json_null();

@@ -207,12 +207,6 @@ json_t *jmap_mailbox_get(struct jmap_context *jc, json_t *args)
 
 /* ---- Mailbox/changes ---- */
 
-typedef int changes_fn(struct store *s, uint64_t account_id, uint64_t since,
-		       size_t max_changes, store_change_fn *fn, void *context,
-		       uint64_t *state_r, bool *more_r, const char **error_r);
-json_t *jmap_changes(struct jmap_context *jc, json_t *args, char prefix,
-		     changes_fn *fn);
-
 json_t *jmap_mailbox_changes(struct jmap_context *jc, json_t *args)
 {
 	json_t *o = jmap_changes(jc, args, 'm', store_mailbox_changes);

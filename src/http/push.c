@@ -77,17 +77,10 @@ static void stream_send(struct http_stream *s, const char *text)
 	evbuffer_free(b);
 }
 
-/* Sends a StateChange when the account's state moved; with force, also
- * when it did not (the first event of a stream). */
-static void stream_update(struct http_stream *s, bool force)
+/* Sends a StateChange when the account's state moved to state; with
+ * force, also when it did not (the first event of a stream). */
+static void stream_update(struct http_stream *s, uint64_t state, bool force)
 {
-	uint64_t state;
-	const char *error;
-	if (store_jmap_state(s->server->store, s->account_id, &state, &error) !=
-	    0) {
-		log_error("push: %s", error);
-		return;
-	}
 	if (state == s->state && !force)
 		return;
 	s->state = state;
@@ -104,13 +97,33 @@ static void stream_update(struct http_stream *s, bool force)
 		stream_end(s);
 }
 
+/* The account's state: one small read of the loop's store handle. */
+static bool account_state(struct http_server *server, uint64_t account_id,
+			  uint64_t *state_r)
+{
+	const char *error;
+	if (store_jmap_state(server->store, account_id, state_r, &error) != 0) {
+		log_error("push: %s", error);
+		return false;
+	}
+	return true;
+}
+
 void http_push_wake(struct http_server *server, uint64_t account_id)
 {
+	/* Read once for all the account's streams, and only when it has
+	 * one here. */
+	uint64_t state;
+	bool known = false;
 	struct http_stream *next;
 	for (struct http_stream *s = server->streams; s; s = next) {
 		next = s->next;
-		if (s->account_id == account_id)
-			stream_update(s, false);
+		if (s->account_id != account_id)
+			continue;
+		if (!known && !account_state(server, account_id, &state))
+			return;
+		known = true;
+		stream_update(s, state, false);
 	}
 }
 
@@ -135,24 +148,6 @@ void http_push_close_all(struct http_server *server)
 		stream_end(server->streams);
 }
 
-static bool query_value(const char *query, const char *name, char *out,
-			size_t size)
-{
-	size_t n = strlen(name);
-	for (const char *p = query; p != NULL && *p;) {
-		const char *amp = strchr(p, '&');
-		size_t len = amp ? (size_t)(amp - p) : strlen(p);
-		if (len > n && strncmp(p, name, n) == 0 && p[n] == '=' &&
-		    len - n - 1 < size) {
-			memcpy(out, p + n + 1, len - n - 1);
-			out[len - n - 1] = '\0';
-			return true;
-		}
-		p = amp ? amp + 1 : NULL;
-	}
-	return false;
-}
-
 static void stream_start(struct http_call *c)
 {
 	struct http_server *server = c->server;
@@ -167,8 +162,9 @@ static void stream_start(struct http_call *c)
 		return;
 	}
 	char ping[16] = "0", close_after[16] = "no";
-	query_value(c->query, "ping", ping, sizeof(ping));
-	query_value(c->query, "closeafter", close_after, sizeof(close_after));
+	http_query_value(c->query, "ping", ping, sizeof(ping));
+	http_query_value(c->query, "closeafter", close_after,
+			 sizeof(close_after));
 	char *end;
 	unsigned long interval = strtoul(ping, &end, 10);
 	if (*end != '\0' || interval > 3600) {
@@ -207,7 +203,9 @@ static void stream_start(struct http_call *c)
 			: HTTP_STREAM_KEEPALIVE_SECONDS,
 		0};
 	event_add(s->timer, &every);
-	stream_update(s, true);
+	uint64_t state;
+	if (account_state(server, s->account_id, &state))
+		stream_update(s, state, true);
 }
 
 bool http_push_route(struct http_call *c)

@@ -143,10 +143,10 @@ bool http_cookie(struct http_call *c, const char *name, char *out, size_t size)
 	return false;
 }
 
-void http_append_escaped(struct buf *out, const char *text)
+void http_append_escaped_n(struct buf *out, const char *text, size_t n)
 {
-	for (const char *p = text; *p; p++) {
-		switch (*p) {
+	for (size_t i = 0; i < n; i++) {
+		switch (text[i]) {
 		case '&':
 			buf_append_cstr(out, "&amp;");
 			break;
@@ -163,9 +163,34 @@ void http_append_escaped(struct buf *out, const char *text)
 			buf_append_cstr(out, "&#39;");
 			break;
 		default:
-			buf_append(out, p, 1);
+			buf_append(out, text + i, 1);
 		}
 	}
+}
+
+void http_append_escaped(struct buf *out, const char *text)
+{
+	http_append_escaped_n(out, text, strlen(text));
+}
+
+bool http_query_value(const char *query, const char *name, char *out,
+		      size_t size)
+{
+	size_t n = strlen(name);
+	for (const char *p = query; p != NULL && *p;) {
+		const char *amp = strchr(p, '&');
+		size_t len = amp ? (size_t)(amp - p) : strlen(p);
+		if (len > n && strncmp(p, name, n) == 0 && p[n] == '=') {
+			size_t v = len - n - 1;
+			if (v >= size)
+				return false;
+			memcpy(out, p + n + 1, v);
+			out[v] = '\0';
+			return true;
+		}
+		p = amp ? amp + 1 : NULL;
+	}
+	return false;
 }
 
 /* ---- Static files ---- */
