@@ -4,7 +4,7 @@
 // selection through it and Enter opens the selected conversation.
 import {request, ref} from "./jmap.js";
 import {h, $, icon, avatar, addressName, shortDate, longDate, snippetNodes} from "./dom.js";
-import {mailboxTitle, roleOf} from "./mail.js";
+import {mailboxTitle, roleOf, listFetchStarted, applyKeywordChanges} from "./mail.js";
 
 export const PAGE_SIZE = 50;
 
@@ -67,6 +67,7 @@ export function page(delta) {
 // the row that took its place when it went away.
 export async function load() {
 	const generation = ++list.generation;
+	const fetch = listFetchStarted();
 	const threads = list.conversations && !list.search;
 	const query = {filter: filter(), sort: [{property: "receivedAt", isAscending: false}],
 		collapseThreads: threads, position: list.position, limit: PAGE_SIZE,
@@ -105,6 +106,7 @@ export async function load() {
 				e.snippet = snippets.get(e.id);
 		}
 	}
+	applyKeywordChanges(rows, fetch);
 	const oldIndex = list.rows.findIndex((e) => e.id === list.selectedId);
 	list.rows = rows;
 	list.total = q.total ?? rows.length;

@@ -107,13 +107,48 @@ async function emailSet(args, what) {
 	return checkSet(result, what);
 }
 
+// Keyword changes the server may not show yet. A list fetch that left
+// before the server applied one answers with the old keywords, which
+// must not undo what the reader just saw change; each change is applied
+// to the rows of every fetch that started before it was confirmed.
+const keywordChanges = [];
+let listFetches = 0;
+
+// Numbers a list fetch as it starts (for applyKeywordChanges).
+export function listFetchStarted() {
+	return ++listFetches;
+}
+
+// Puts the changes not yet confirmed when fetch started onto its rows.
+export function applyKeywordChanges(rows, fetch) {
+	for (let i = keywordChanges.length - 1; i >= 0; i--)
+		if (keywordChanges[i].settled !== null && keywordChanges[i].settled < fetch)
+			keywordChanges.splice(i, 1);
+	for (const c of keywordChanges)
+		for (const e of rows) {
+			if (!c.ids.includes(e.id))
+				continue;
+			e.keywords = {...e.keywords, [c.keyword]: true};
+			if (!c.on)
+				delete e.keywords[c.keyword];
+		}
+}
+
 export async function setKeyword(ids, keyword, on) {
 	if (!ids.length)
 		return;
 	const update = {};
 	for (const id of ids)
 		update[id] = {["keywords/" + keyword]: on ? true : null};
-	await emailSet({update}, "Changing the message");
+	const change = {ids, keyword, on, settled: null};
+	keywordChanges.push(change);
+	try {
+		await emailSet({update}, "Changing the message");
+	} catch (e) {
+		keywordChanges.splice(keywordChanges.indexOf(change), 1);
+		throw e;
+	}
+	change.settled = listFetches;
 	changed({keywords: ids});
 }
 
