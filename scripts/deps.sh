@@ -7,7 +7,7 @@ set -euo pipefail
 build_packages=(
 	build-essential meson ninja-build pkg-config
 	libevent-dev libssl-dev libsodium-dev libsqlite3-dev zlib1g-dev
-	libgumbo-dev libjansson-dev
+	libgumbo-dev libjansson-dev libunbound-dev libpsl-dev dns-root-data
 	openssl
 )
 # Packages for the test suite and the benchmarks.
@@ -15,6 +15,7 @@ test_packages=(
 	clang libclang-rt-14-dev llvm clang-format cppcheck
 	python3 python3-pytest
 	swaks libnet-ssleay-perl postfix
+	nsd ldnsutils opendkim opendkim-tools
 	isync mutt tmux
 	dovecot-imapd
 	chromium

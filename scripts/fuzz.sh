@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds every libFuzzer target under fuzz/ with ASan+UBSan and runs it.
-#   scripts/fuzz.sh smoke   each target for FUZZ_SECONDS (default 15 s)
+#   scripts/fuzz.sh smoke   each target for FUZZ_SECONDS (default 10 s)
 #   scripts/fuzz.sh long    each target for FUZZ_SECONDS (default 600 s)
 # Seeds live in fuzz/corpus/NAME (in git); what a run finds grows a working
 # copy in build-fuzz/corpus/NAME. Crash reproducers go to build-fuzz/artifacts;
@@ -9,7 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-smoke}
 case $mode in
-smoke) seconds=${FUZZ_SECONDS:-15} ;;
+smoke) seconds=${FUZZ_SECONDS:-10} ;;
 long) seconds=${FUZZ_SECONDS:-600} ;;
 *) echo "usage: $0 smoke|long" >&2; exit 2 ;;
 esac
@@ -35,9 +35,15 @@ declare -A sources=(
 	[ipc]="src/core/ipc.c src/core/buf.c src/core/util.c src/core/log.c"
 	[html_sanitize]="src/http/sanitize.c tests/support/html_oracle.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[jmap_request]="src/http/jmap_request.c src/core/util.c src/core/log.c"
+	[dns]="src/smtp/dns.c src/core/buf.c src/core/util.c src/core/log.c"
+	[mta_sts]="src/smtp/mtasts.c src/core/buf.c src/core/util.c src/core/log.c"
+	[dkim]="src/smtp/dkim.c src/smtp/dns.c src/core/base64.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
+	[spf]="src/smtp/spf.c src/smtp/dns.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
+	[dmarc]="src/smtp/dmarc.c src/smtp/dns.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
+	[authres]="src/smtp/authres.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[smtp_session]="src/smtp/session.c src/smtp/parser.c src/smtp/deliver.c
 		src/auth/client.c src/store/sqlite/store.c src/store/sqlite/mail.c
-		src/store/sqlite/mailbox.c src/store/sqlite/meta.c
+		src/store/sqlite/mailbox.c src/store/sqlite/meta.c src/store/sqlite/queue.c
 		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/jmap.c src/mime/mime.c
 		src/core/base64.c src/core/buf.c src/core/config.c src/core/ipc.c
 		src/core/log.c src/core/net.c src/core/pool.c src/core/utf8.c src/core/util.c"
@@ -45,7 +51,7 @@ declare -A sources=(
 sources[imap_session]="src/imap/session.c src/imap/command.c src/imap/fetch.c
 		src/imap/search.c src/imap/view.c src/imap/parser.c src/imap/arena.c
 		src/auth/client.c src/store/sqlite/store.c src/store/sqlite/mail.c
-		src/store/sqlite/mailbox.c src/store/sqlite/meta.c
+		src/store/sqlite/mailbox.c src/store/sqlite/meta.c src/store/sqlite/queue.c
 		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/jmap.c src/mime/mime.c
 		src/core/base64.c src/core/buf.c src/core/config.c src/core/ipc.c
 		src/core/log.c src/core/net.c src/core/pool.c src/core/utf8.c src/core/util.c
@@ -53,11 +59,15 @@ sources[imap_session]="src/imap/session.c src/imap/command.c src/imap/fetch.c
 		src/auth/password.c"
 # Libraries of the targets that need them.
 declare -A libs=(
-	[smtp_session]="$(pkg-config --libs libevent_core libevent_openssl openssl libsodium sqlite3) -lpthread"
+	[smtp_session]="$(pkg-config --libs libevent_core libevent_openssl openssl libsodium sqlite3 libunbound libpsl) -lpthread"
 )
 libs[imap_session]="${libs[smtp_session]} -lz"
 libs[html_sanitize]="$(pkg-config --libs gumbo)"
 libs[jmap_request]="$(pkg-config --libs jansson)"
+libs[dns]="$(pkg-config --libs libunbound)"
+libs[dkim]="$(pkg-config --libs libunbound openssl libsodium)"
+libs[spf]="$(pkg-config --libs libunbound)"
+libs[dmarc]="$(pkg-config --libs libunbound libpsl)"
 
 failed=0
 for name in $(printf '%s\n' "${!sources[@]}" | sort); do

@@ -4,6 +4,7 @@
 #include "core/common.h"
 
 #include "auth/password.h"
+#include "cli_mail.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/tls.h"
@@ -29,7 +30,11 @@ static const char usage_text[] =
 	"  mail list USER@DOMAIN [--mailbox NAME] list stored messages\n"
 	"  mail get USER@DOMAIN UID [--mailbox NAME]\n"
 	"                                         print one message\n"
-	"  queue list                             list queued outbound mail\n"
+	"  queue list | flush | delete ID         the outbound queue\n"
+	"  dkim generate DOMAIN [SELECTOR] | dkim rotate DOMAIN | dkim list\n"
+	"                                         DKIM signing keys\n"
+	"  dkim sign DOMAIN | dkim verify         sign or check a message (stdin)\n"
+	"  dns DOMAIN                             the DNS records to publish\n"
 	"  brand add NAME --display TEXT --color #RRGGBB [--logo FILE]\n"
 	"            --domain DOMAIN [--domain DOMAIN...]\n"
 	"                                         add a webmail brand\n"
@@ -486,17 +491,53 @@ static int cmd_mail(const struct options *o)
 static void print_queued(const struct store_queue_info *q, void *context)
 {
 	(void)context;
-	printf("%llu <%s> %s %llu\n", (unsigned long long)q->id, q->sender,
-	       q->recipients, (unsigned long long)q->size);
+	char next[32] = "now";
+	struct tm tm;
+	if (q->next_attempt > time(NULL) &&
+	    gmtime_r(&q->next_attempt, &tm) != NULL)
+		strftime(next, sizeof(next), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%llu <%s> %s %llu attempts=%u next=%s",
+	       (unsigned long long)q->id, q->sender, q->recipients,
+	       (unsigned long long)q->size, q->attempts, next);
+	if (q->last_error[0] != '\0') {
+		/* The remote's words, kept printable on one line. */
+		fputs(" error=\"", stdout);
+		for (const char *c = q->last_error; *c; c++)
+			putchar(*c == '"' || (unsigned char)*c < 0x20 ? '\''
+								      : *c);
+		putchar('"');
+	}
+	putchar('\n');
 }
 
 static int cmd_queue(const struct options *o)
 {
-	if (o->arg_count != 2 || strcmp(o->args[1], "list") != 0)
+	if (o->arg_count < 2)
 		usage();
+	const char *verb = o->args[1];
 	struct store *s = open_store(o->data_dir);
 	const char *error;
-	if (store_queue_list(s, print_queued, NULL, &error) != 0)
+	int rc = 0;
+	if (strcmp(verb, "list") == 0 && o->arg_count == 2) {
+		rc = store_queue_list(s, print_queued, NULL, &error);
+	} else if (strcmp(verb, "flush") == 0 && o->arg_count == 2) {
+		/* The queue process looks for due messages every second. */
+		rc = store_queue_flush(s, &error);
+	} else if (strcmp(verb, "delete") == 0 && o->arg_count == 3) {
+		char *end;
+		errno = 0;
+		unsigned long long id = strtoull(o->args[2], &end, 10);
+		if (errno != 0 || *end != '\0' || o->args[2][0] == '\0')
+			dijk_fatal("%s is not a queue id", o->args[2]);
+		rc = store_queue_delete(s, id, &error);
+		if (rc == 0)
+			dijk_fatal("no queued message %llu", id);
+		rc = rc > 0 ? 0 : -1;
+	} else {
+		store_close(&s);
+		usage();
+	}
+	if (rc != 0)
 		dijk_fatal("%s", error);
 	store_close(&s);
 	return 0;
@@ -546,5 +587,13 @@ int main(int argc, char **argv)
 		return cmd_queue(&o);
 	if (strcmp(command, "brand") == 0)
 		return cmd_brand(&o);
+	if (strcmp(command, "dkim") == 0 || strcmp(command, "dns") == 0) {
+		check_owner(o.data_dir);
+		int status = (command[1] == 'k' ? cli_dkim : cli_dns)(
+			o.data_dir, o.args, o.arg_count);
+		if (status == 2)
+			usage();
+		return status;
+	}
 	usage();
 }

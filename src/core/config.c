@@ -3,6 +3,7 @@
 
 #include "core/config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +45,16 @@ void config_defaults(struct config *cfg)
 	cfg->session_idle_seconds = CONFIG_DEFAULT_SESSION_IDLE;
 	cfg->session_lifetime_seconds = CONFIG_DEFAULT_SESSION_LIFETIME;
 	cfg->workers = 0;
+	snprintf(cfg->dns_trust_anchor, sizeof(cfg->dns_trust_anchor),
+		 "/usr/share/dns/root.key");
+	cfg->outbound_port = 25;
+	cfg->mta_sts_port = 443;
+	static const unsigned retry[] = {60, 300, 900, 3600, 14400};
+	memcpy(cfg->queue_retry, retry, sizeof(retry));
+	cfg->queue_retry_count = ARRAY_SIZE(retry);
+	cfg->queue_lifetime_seconds = CONFIG_DEFAULT_QUEUE_LIFETIME;
+	cfg->queue_delay_notice_seconds = CONFIG_DEFAULT_DELAY_NOTICE;
+	cfg->queue_deliveries = CONFIG_DEFAULT_QUEUE_DELIVERIES;
 }
 
 int config_split_address(const char *value, char *host_r, size_t host_size,
@@ -123,6 +134,42 @@ static bool valid_hostname(const char *value)
 	return true;
 }
 
+/* "60,300,900": at most CONFIG_MAX_RETRY_STEPS seconds, each 1 to a day. */
+static int parse_retry(const char *value, struct config *cfg)
+{
+	size_t count = 0;
+	const char *p = value;
+	while (*p != '\0') {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char number[24];
+		uint64_t n;
+		if (count == CONFIG_MAX_RETRY_STEPS || len == 0 ||
+		    len >= sizeof(number))
+			return -1;
+		memcpy(number, p, len);
+		number[len] = '\0';
+		if (parse_uint(number, 1, 86400, &n) != 0)
+			return -1;
+		cfg->queue_retry[count++] = (unsigned)n;
+		p += len;
+		if (*p == ',' && *++p == '\0')
+			return -1;
+	}
+	if (count == 0)
+		return -1;
+	cfg->queue_retry_count = count;
+	return 0;
+}
+
+static const char *copy_path(char *dst, size_t size, const char *value)
+{
+	if (strlen(value) >= size)
+		return "too long";
+	snprintf(dst, size, "%s", value);
+	return NULL;
+}
+
 /* Applies one key; returns NULL or a description of what is wrong. */
 static const char *config_apply(struct config *cfg, const char *key,
 				const char *value)
@@ -191,6 +238,59 @@ static const char *config_apply(struct config *cfg, const char *key,
 		if (parse_uint(value, 0, CONFIG_MAX_WORKERS, &n) != 0)
 			return "expected a number from 0 (one per core) to 64";
 		cfg->workers = (unsigned)n;
+	} else if (strcmp(key, "dns.resolver") == 0) {
+		for (const char *c = strcmp(value, "none") == 0 ? "" : value;
+		     *c; c++)
+			if (!isxdigit((unsigned char)*c) && *c != '.' &&
+			    *c != ':' && *c != '@')
+				return "expected ADDR, ADDR@PORT or none";
+		return copy_path(cfg->dns_resolver, sizeof(cfg->dns_resolver),
+				 value);
+	} else if (strcmp(key, "dns.trust_anchor") == 0) {
+		return copy_path(cfg->dns_trust_anchor,
+				 sizeof(cfg->dns_trust_anchor), value);
+	} else if (strcmp(key, "outbound.port") == 0 ||
+		   strcmp(key, "outbound.mta_sts_port") == 0) {
+		if (parse_uint(value, 1, 65535, &n) != 0)
+			return "expected a port from 1 to 65535";
+		if (key[9] == 'p')
+			cfg->outbound_port = (uint16_t)n;
+		else
+			cfg->mta_sts_port = (uint16_t)n;
+	} else if (strcmp(key, "outbound.bind") == 0) {
+		struct in6_addr a6;
+		struct in_addr a4;
+		if (*value != '\0' && inet_pton(AF_INET, value, &a4) != 1 &&
+		    inet_pton(AF_INET6, value, &a6) != 1)
+			return "expected an IPv4 or IPv6 address";
+		return copy_path(cfg->outbound_bind, sizeof(cfg->outbound_bind),
+				 value);
+	} else if (strcmp(key, "outbound.tls_ca") == 0) {
+		return copy_path(cfg->outbound_tls_ca,
+				 sizeof(cfg->outbound_tls_ca), value);
+	} else if (strcmp(key, "queue.retry") == 0) {
+		if (parse_retry(value, cfg) != 0)
+			return "expected up to 16 comma-separated seconds, each "
+			       "from 1 to 86400";
+	} else if (strcmp(key, "queue.lifetime") == 0) {
+		if (parse_uint(value, 1, 30 * 86400, &n) != 0)
+			return "expected seconds from 1 to 2592000";
+		cfg->queue_lifetime_seconds = (unsigned)n;
+	} else if (strcmp(key, "queue.delay_notice") == 0) {
+		if (parse_uint(value, 0, 30 * 86400, &n) != 0)
+			return "expected seconds from 0 (never) to 2592000";
+		cfg->queue_delay_notice_seconds = (unsigned)n;
+	} else if (strcmp(key, "queue.deliveries") == 0) {
+		if (parse_uint(value, 1, CONFIG_MAX_QUEUE_DELIVERIES, &n) != 0)
+			return "expected a number from 1 to 64";
+		cfg->queue_deliveries = (unsigned)n;
+	} else if (strcmp(key, "dmarc.reject") == 0) {
+		if (strcmp(value, "reject") == 0)
+			cfg->dmarc_quarantine_rejects = false;
+		else if (strcmp(value, "quarantine") == 0)
+			cfg->dmarc_quarantine_rejects = true;
+		else
+			return "expected reject or quarantine";
 	} else {
 		return "unknown key";
 	}

@@ -29,6 +29,11 @@ enum listener_kind {
 #define CONFIG_DEFAULT_QUOTA		(UINT64_C(10) << 30)
 #define CONFIG_DEFAULT_SESSION_IDLE	(4 * 3600)
 #define CONFIG_DEFAULT_SESSION_LIFETIME (7 * 86400)
+#define CONFIG_MAX_RETRY_STEPS		16
+#define CONFIG_DEFAULT_QUEUE_LIFETIME	(5 * 86400)
+#define CONFIG_DEFAULT_DELAY_NOTICE	(4 * 3600)
+#define CONFIG_DEFAULT_QUEUE_DELIVERIES 8
+#define CONFIG_MAX_QUEUE_DELIVERIES	64
 
 struct config {
 	char hostname[256];
@@ -52,6 +57,32 @@ struct config {
 	 * login in any case. */
 	unsigned session_idle_seconds;
 	unsigned session_lifetime_seconds;
+
+	/* DNS: "ADDR" or "ADDR@PORT" of a server to send every query to
+	 * (empty: dijk recurses itself; "none": no DNS, every lookup fails
+	 * as a temporary error), and the DNSSEC trust anchor file (empty:
+	 * validate nothing). */
+	char dns_resolver[128];
+	char dns_trust_anchor[1024];
+	/* Outbound SMTP: the port of remote MX hosts (25; tests point it at
+	 * their peers), the source address (empty: any), a CA file for
+	 * verified TLS (MTA-STS; empty: the system's) and the HTTPS port
+	 * MTA-STS policies are fetched from (443). */
+	uint16_t outbound_port;
+	char outbound_bind[64];
+	char outbound_tls_ca[1024];
+	uint16_t mta_sts_port;
+	/* The outbound queue: seconds between attempts (the last one
+	 * repeats), how long a message is tried before it bounces, when the
+	 * sender is told of the delay (0: never), and deliveries at once. */
+	unsigned queue_retry[CONFIG_MAX_RETRY_STEPS];
+	size_t queue_retry_count;
+	unsigned queue_lifetime_seconds;
+	unsigned queue_delay_notice_seconds;
+	unsigned queue_deliveries;
+	/* What a DMARC p=reject failure gets: refused at DATA (false) or
+	 * delivered into Junk (true). */
+	bool dmarc_quarantine_rejects;
 };
 
 /* The config key of a listener ("listen.smtp"). */

@@ -17,6 +17,7 @@
 
 #include "core/buf.h"
 
+#include <sys/types.h>
 #include <time.h>
 
 #define STORE_MAX_ADDRESS      320
@@ -547,18 +548,72 @@ int store_upload_get(struct store *s, uint64_t account_id, uint64_t id,
 		     struct buf *out, char *type_r, size_t type_size,
 		     const char **error_r);
 
-/* Outbound queue, as far as this issue goes: the number of queued
- * messages and a listing. */
+/* ---- The outbound queue ----
+ * A queued message is its bytes (a blob), the envelope sender and its
+ * remote recipients, each pending, delivered or failed. Messages enter
+ * through store_deliver_batch; the queue process takes them out. */
+enum store_recipient_status {
+	STORE_RCPT_PENDING = 0,
+	STORE_RCPT_DELIVERED = 1,
+	STORE_RCPT_FAILED = 2,
+};
+
+/* One queued message, for listings: pending recipients only. */
 struct store_queue_info {
 	uint64_t id;
 	const char *sender;
 	const char *recipients; /* comma separated */
 	uint64_t size;
 	time_t created;
+	time_t next_attempt;
+	unsigned attempts;
+	const char *last_error; /* "" before the first attempt */
 };
 int store_queue_list(struct store *s,
 		     void (*fn)(const struct store_queue_info *info,
 				void *context),
 		     void *context, const char **error_r);
+
+/* A message due for an attempt, with its pending recipients. Owned by the
+ * caller; store_queue_item_free frees it. */
+struct store_queue_item {
+	uint64_t id;
+	char *sender;
+	char *blob;
+	uint64_t size;
+	time_t created;
+	unsigned attempts;
+	bool delay_notified;
+	char **recipients;
+	size_t recipient_count;
+};
+void store_queue_item_free(struct store_queue_item *item);
+
+/* Fills items_r with up to max messages whose next attempt is due at now,
+ * earliest first, leaving out the ids in skip. Returns the count or -1. */
+ssize_t store_queue_due(struct store *s, time_t now, const uint64_t *skip,
+			size_t skip_count, struct store_queue_item *items_r,
+			size_t max, const char **error_r);
+/* The earliest next attempt of any message; 0 with an empty queue. */
+int store_queue_next(struct store *s, time_t *next_r, const char **error_r);
+/* Reads the message bytes into a malloc'd buffer the caller frees. */
+int store_queue_read(struct store *s, const struct store_queue_item *item,
+		     uint8_t **data_r, size_t *size_r, const char **error_r);
+/* Sets one recipient's status (delivered or failed) with its last reply. */
+int store_queue_recipient_done(struct store *s, uint64_t id,
+			       const char *address,
+			       enum store_recipient_status status,
+			       const char *reply, const char **error_r);
+/* Ends an attempt: counts it, keeps the error and the next attempt's time
+ * and whether the delay notice went out; removes the message once no
+ * recipient is pending. */
+int store_queue_attempted(struct store *s, uint64_t id, time_t next_attempt,
+			  const char *last_error, bool delay_notified,
+			  const char **error_r);
+/* Makes every message due now. */
+int store_queue_flush(struct store *s, const char **error_r);
+/* Removes a message without a word to its sender. Returns 1 when it was
+ * queued, 0 when not, -1 on error. */
+int store_queue_delete(struct store *s, uint64_t id, const char **error_r);
 
 #endif

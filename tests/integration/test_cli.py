@@ -338,7 +338,7 @@ def test_mail_list_get_and_queue_list(dijk):
     fields = q[0].split()
     assert fields[1] == f"<{ALICE}>"
     assert "carol@remote.test" in q[0] and "dave@remote.test" in q[0]
-    assert int(fields[-1]) > len(b"Subject: out\r\n\r\nto the world\r\n")
+    assert int(fields[3]) > len(b"Subject: out\r\n\r\nto the world\r\n")
 
 
 # --- configuration errors -----------------------------------------------------

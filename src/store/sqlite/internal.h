@@ -61,6 +61,9 @@ int store_content_ref(struct store *s, sqlite3 *db, sqlite3_int64 content_id,
 int store_blob_read(struct store *s, const char *blob, uint64_t size,
 		    uint8_t **data_r, size_t *size_r, const char **error_r);
 
+/* Brings an older meta.db up to the current schema (queue.c). */
+int store_meta_upgrade(struct store *s, const char **error_r);
+
 /* Lower-cases ASCII letters of an address or domain into out (size bytes).
  * Returns -1 when it does not fit. */
 int store_normalize(struct slice in, char *out, size_t size);

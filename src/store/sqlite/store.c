@@ -246,6 +246,12 @@ struct store *store_open(const char *data_dir, const char **error_r)
 		store_close(&s);
 		return NULL;
 	}
+	if (store_meta_upgrade(s, error_r) != 0) {
+		snprintf(open_error, sizeof(open_error), "%s", *error_r);
+		*error_r = open_error;
+		store_close(&s);
+		return NULL;
+	}
 	return s;
 }
 
@@ -593,41 +599,6 @@ int store_user_list(struct store *s, const char *domain,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		*error_r = store_db_error(s, s->meta, "user list");
-		return -1;
-	}
-	return 0;
-}
-
-int store_queue_list(struct store *s,
-		     void (*fn)(const struct store_queue_info *info,
-				void *context),
-		     void *context, const char **error_r)
-{
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(
-		    s->meta,
-		    "SELECT q.id, q.sender, group_concat(r.address, ','),"
-		    " q.size, q.created FROM queue q"
-		    " JOIN queue_recipient r ON r.queue_id = q.id"
-		    " GROUP BY q.id ORDER BY q.id",
-		    -1, &st, NULL) != SQLITE_OK) {
-		*error_r = store_db_error(s, s->meta, "queue list");
-		return -1;
-	}
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_queue_info info = {
-			.id = (uint64_t)sqlite3_column_int64(st, 0),
-			.sender = (const char *)sqlite3_column_text(st, 1),
-			.recipients = (const char *)sqlite3_column_text(st, 2),
-			.size = (uint64_t)sqlite3_column_int64(st, 3),
-			.created = (time_t)sqlite3_column_int64(st, 4),
-		};
-		fn(&info, context);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		*error_r = store_db_error(s, s->meta, "queue list");
 		return -1;
 	}
 	return 0;
