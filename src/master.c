@@ -10,6 +10,7 @@
 #include "core/tls.h"
 #include "http/http.h"
 #include "imap/imap.h"
+#include "smtp/queue.h"
 #include "smtp/smtp.h"
 
 #include <errno.h>
@@ -28,7 +29,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#define MASTER_MAX_CHILDREN    (1 + 3 * CONFIG_MAX_WORKERS)
+#define MASTER_MAX_CHILDREN    (2 + 3 * CONFIG_MAX_WORKERS)
 #define RESTART_FIRST_DELAY_MS 200
 #define RESTART_MAX_DELAY_MS   10000
 /* A child that lived this long is healthy: its next restart is quick. */
@@ -36,7 +37,7 @@
 #define STOP_GRACE_SECONDS	30
 #define LISTEN_BACKLOG		1024
 
-enum child_kind { CHILD_AUTH, CHILD_SMTP, CHILD_IMAP, CHILD_HTTP };
+enum child_kind { CHILD_AUTH, CHILD_SMTP, CHILD_IMAP, CHILD_HTTP, CHILD_QUEUE };
 
 struct child {
 	struct master *m;
@@ -76,6 +77,8 @@ static const char *child_name(const struct child *c)
 		return "imap";
 	case CHILD_HTTP:
 		return "http";
+	case CHILD_QUEUE:
+		return "queue";
 	}
 	return "?";
 }
@@ -207,6 +210,16 @@ static int run_child(struct master *m, struct child *c, int fd)
 		return authd_run(m->data_dir, m->auth_fd, m->cfg);
 	}
 	close(m->auth_fd);
+	if (c->kind == CHILD_QUEUE) {
+		/* It listens to nothing and talks only to other servers. */
+		close_all_listeners(m);
+		struct queue_params qp = {
+			.config = m->cfg,
+			.data_dir = m->data_dir,
+			.master_fd = fd,
+		};
+		return queue_run(&qp);
+	}
 	if (c->kind == CHILD_HTTP) {
 		for (int i = 0; i < LISTENER_COUNT; i++)
 			if (i != LISTENER_HTTP && i != LISTENER_HTTPS &&
@@ -539,6 +552,7 @@ int master_run(const char *data_dir, const struct config *cfg)
 	event_add(m->signal_event, NULL);
 
 	m->children[m->child_count++].kind = CHILD_AUTH;
+	m->children[m->child_count++].kind = CHILD_QUEUE;
 	unsigned workers = worker_count(cfg);
 	bool smtp = cfg->listen[LISTENER_SMTP][0] ||
 		    cfg->listen[LISTENER_SUBMISSION][0] ||

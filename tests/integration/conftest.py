@@ -6,18 +6,31 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Test servers and peers (DnsServer, SmtpPeer, PostfixPeer) live in
+# tests/support; tests import them by module name.
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 DIJK = os.environ.get("DIJK_BIN", str(ROOT / "build" / "dijk"))
 DOMAIN = "example.test"
 PASSWORDS = {
     "alice@example.test": "alice-password-1",
     "bob@example.test": "bob-password-22",
 }
+
+# Every test server runs without DNS ("none": each lookup fails at once,
+# as a temporary error), so that no test depends on the machine's resolver
+# or on real DNS (there is no network), and no lookup waits for a timeout:
+# outbound mail stays queued and the MX's SPF, DKIM and DMARC checks say
+# temperror at once. A test of outbound mail points dns.resolver at its
+# own DnsServer instead. The empty trust anchor turns DNSSEC validation
+# off: the default, the real root key, could validate no test zone.
+NO_DNS_RESOLVER = "none"
 
 
 _handed_out = set()
@@ -36,11 +49,23 @@ def free_port():
             return port
 
 
-def wait_port(port, timeout=15.0, banner=b"220"):
+def free_udp_port():
+    """Like free_port, for a server that also needs the UDP port (DNS)."""
+    while True:
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
+def wait_port(port, timeout=15.0, banner=b"220", host="127.0.0.1"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            with socket.create_connection((host, port), timeout=1) as s:
                 s.settimeout(2)
                 got = s.recv(512)
                 if got.startswith(banner):
@@ -48,15 +73,15 @@ def wait_port(port, timeout=15.0, banner=b"220"):
         except OSError:
             pass
         time.sleep(0.05)
-    raise TimeoutError(f"port {port} did not answer with {banner!r}")
+    raise TimeoutError(f"port {host}:{port} did not answer with {banner!r}")
 
 
-def wait_http(port, timeout=15.0):
+def wait_http(port, timeout=15.0, host="127.0.0.1"):
     """Waits until an HTTP server answers on port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            with socket.create_connection((host, port), timeout=1) as s:
                 s.sendall(b"HEAD /static/style.css HTTP/1.1\r\nHost: x\r\n"
                           b"Connection: close\r\n\r\n")
                 if s.recv(12).startswith(b"HTTP/1.1"):
@@ -64,36 +89,52 @@ def wait_http(port, timeout=15.0):
         except OSError:
             pass
         time.sleep(0.05)
-    raise TimeoutError(f"port {port} did not answer HTTP")
+    raise TimeoutError(f"port {host}:{port} did not answer HTTP")
+
+
+LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "http", "https")
 
 
 class Dijk:
-    """One dijk data directory and, once started, its running server."""
+    """One dijk data directory and, once started, its running server.
 
-    def __init__(self, data, extra_config=None):
+    The defaults make the server every older test expects: domain
+    example.test, hostname mail.example.test, the users of PASSWORDS,
+    every listener on 127.0.0.1 on a free port. Tests of mail between
+    servers give their own: domain (one name or a list; the first is
+    .domain), hostname, users ({address: password}), address (the
+    loopback address every listener binds, e.g. "127.0.0.2"), and ports
+    ({listener: port}, e.g. {"smtp": 2525}, for servers that must share
+    a port number on different addresses)."""
+
+    def __init__(self, data, extra_config=None, domain=DOMAIN,
+                 hostname="mail.example.test", users=None, address="127.0.0.1",
+                 ports=None):
         self.data = Path(data)
         self.proc = None
         self.log_path = self.data.parent / (self.data.name + ".log")
-        self.cli("init", "--hostname", "mail.example.test")
-        self.cli("domain", "add", DOMAIN)
-        for user, password in PASSWORDS.items():
+        self.domains = [domain] if isinstance(domain, str) else list(domain)
+        self.domain = self.domains[0]
+        self.hostname = hostname
+        self.users = dict(PASSWORDS if users is None else users)
+        self.address = address
+        self.cli("init", "--hostname", hostname)
+        for d in self.domains:
+            self.cli("domain", "add", d)
+        for user, password in self.users.items():
             self.cli("user", "add", user, "--password-stdin", input=password + "\n")
-        self.smtp_port = free_port()
-        self.submission_port = free_port()
-        self.submissions_port = free_port()
-        self.imap_port = free_port()
-        self.imaps_port = free_port()
-        self.http_port = free_port()
-        self.https_port = free_port()
+        ports = dict(ports or {})
+        unknown = set(ports) - set(LISTENERS)
+        assert not unknown, f"no such listeners: {unknown}"
+        for name in LISTENERS:
+            setattr(self, f"{name}_port", ports.get(name) or free_port())
         self.config = {
-            "hostname": "mail.example.test",
-            "listen.smtp": f"127.0.0.1:{self.smtp_port}",
-            "listen.submission": f"127.0.0.1:{self.submission_port}",
-            "listen.submissions": f"127.0.0.1:{self.submissions_port}",
-            "listen.imap": f"127.0.0.1:{self.imap_port}",
-            "listen.imaps": f"127.0.0.1:{self.imaps_port}",
-            "listen.http": f"127.0.0.1:{self.http_port}",
-            "listen.https": f"127.0.0.1:{self.https_port}",
+            "hostname": hostname,
+            **{f"listen.{name}": f"{address}:{getattr(self, name + '_port')}"
+               for name in LISTENERS},
+            # No test server may reach real DNS (see NO_DNS_RESOLVER).
+            "dns.resolver": NO_DNS_RESOLVER,
+            "dns.trust_anchor": "",
         }
         self.config.update(extra_config or {})
         self.write_config()
@@ -123,11 +164,11 @@ class Dijk:
             stderr=subprocess.STDOUT,
         )
         for port in (self.smtp_port, self.submission_port):
-            wait_port(port)
+            wait_port(port, host=self.address)
         if self.config.get("listen.imap"):
-            wait_port(self.imap_port, banner=b"* OK")
+            wait_port(self.imap_port, banner=b"* OK", host=self.address)
         if self.config.get("listen.http"):
-            wait_http(self.http_port)
+            wait_http(self.http_port, host=self.address)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
@@ -185,8 +226,9 @@ class Dijk:
 def dijk_factory(tmp_path):
     servers = []
 
-    def make(name="data", extra_config=None, start=True):
-        d = Dijk(tmp_path / name, extra_config)
+    def make(name="data", extra_config=None, start=True, **kwargs):
+        """kwargs: Dijk's domain, hostname, users, address, ports."""
+        d = Dijk(tmp_path / name, extra_config, **kwargs)
         servers.append(d)
         if start:
             d.start()
@@ -376,8 +418,12 @@ class RawSmtp:
 
 
 def split_received(stored):
-    """(the Received header dijk prepends, the bytes after it)."""
-    m = _re.match(rb"Received: [^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*", stored)
+    """(the trace fields dijk prepends, the bytes after them): its Received
+    field and, on mail that came in over the MX, the Authentication-Results
+    field of its checks right below it."""
+    m = _re.match(rb"Received: [^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*"
+                  rb"(?:Authentication-Results: [^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*)?",
+                  stored)
     assert m, f"stored message does not start with a Received header: {stored[:200]!r}"
     return m.group(0), stored[m.end():]
 
@@ -712,3 +758,56 @@ def imap_shared_dijk(_imap_shared_servers, tmp_path_factory):
     new_log = d.logs()[d.log_start:]
     for bad in IMAP_BAD_LOG:
         assert bad not in new_log, new_log[-8000:]
+
+
+# --- Outbound mail: DNS, foreign SMTP servers (test_outbound.py and others) ---
+
+@pytest.fixture
+def dns_factory(tmp_path):
+    """make(zones, signed=(), name="dns") -> a started DnsServer (see
+    tests/support/dnsserver.py) on a free port; stopped after the test."""
+    from dnsserver import DnsServer
+    servers = []
+
+    def make(zones, signed=(), name="dns"):
+        d = DnsServer(tmp_path / name, zones, signed=signed, port=free_udp_port())
+        servers.append(d)
+        return d.start()
+
+    yield make
+    for d in servers:
+        d.stop()
+
+
+@pytest.fixture
+def smtp_peer_factory():
+    """make(host, port, **options) -> a started SmtpPeer (see
+    tests/support/smtppeer.py); stopped after the test."""
+    from smtppeer import SmtpPeer
+    peers = []
+
+    def make(host, port, **options):
+        p = SmtpPeer(host, port, **options)
+        peers.append(p)
+        return p.start()
+
+    yield make
+    for p in peers:
+        p.stop()
+
+
+@pytest.fixture
+def postfix_factory():
+    """make(address, port, domain, **options) -> a started private Postfix
+    (see tests/support/postfixpeer.py); stopped and removed after the test."""
+    from postfixpeer import PostfixPeer
+    instances = []
+
+    def make(address, port, domain, **options):
+        p = PostfixPeer(address, port, domain, **options)
+        instances.append(p)
+        return p.start()
+
+    yield make
+    for p in instances:
+        p.stop()

@@ -67,14 +67,15 @@ def port_refuses(port):
 def test_family_master_one_auth_n_smtp(dijk_factory):
     d = dijk_factory("family", {"workers": "2"})
     assert comm(d.proc.pid) == "dijk"
-    fam = wait_until(lambda: (f := family(d)) and len(f) == 7 and f, 10,
-                     what="seven children")
+    fam = wait_until(lambda: (f := family(d)) and len(f) == 8 and f, 10,
+                     what="eight children")
     names = sorted(fam.values())
     assert names == ["dijk-auth", "dijk-http", "dijk-http", "dijk-imap",
-                     "dijk-imap", "dijk-smtp", "dijk-smtp"], fam
+                     "dijk-imap", "dijk-queue", "dijk-smtp", "dijk-smtp"], fam
     # All are direct children of the master: no grandchildren.
     assert sorted(d.children("smtp") + d.children("auth") +
-                  d.children("imap") + d.children("http")) == sorted(fam)
+                  d.children("imap") + d.children("http") +
+                  d.children("queue")) == sorted(fam)
     deliver(d)
     assert len(d.messages(ALICE)) == 1
 
@@ -161,9 +162,9 @@ def test_smtp_crash_loop_does_not_kill_master(dijk_factory):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_whole_family(dijk_factory, sig):
     d = dijk_factory("stop", {"workers": "2"})
-    # auth, 2 smtp, 2 imap, 2 http (the last may still be starting)
-    kids = wait_until(lambda: (k := descendants(d.proc.pid)) and len(k) == 7 and k,
-                      10, what="seven children")
+    # auth, queue, 2 smtp, 2 imap, 2 http (the last may still be starting)
+    kids = wait_until(lambda: (k := descendants(d.proc.pid)) and len(k) == 8 and k,
+                      10, what="eight children")
     sock_path = d.data / "run" / "auth.sock"
     assert sock_path.exists()
     ports = (d.smtp_port, d.submission_port, d.submissions_port,
@@ -191,8 +192,8 @@ def test_signal_stops_whole_family(dijk_factory, sig):
 def test_kill9_master_alone_children_follow(dijk_factory):
     """A master killed -9 leaves no orphans serving or lingering."""
     d = dijk_factory("orphans", {"workers": "2"})
-    kids = wait_until(lambda: (f := family(d)) and len(f) == 7 and f, 10,
-                      what="seven children")  # auth, 2 smtp, 2 imap, 2 http
+    kids = wait_until(lambda: (f := family(d)) and len(f) == 8 and f, 10,
+                      what="eight children")  # auth, queue, 2 smtp, 2 imap, 2 http
     os.kill(d.proc.pid, signal.SIGKILL)
     assert d.stop() == -signal.SIGKILL
     try:
