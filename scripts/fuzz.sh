@@ -42,6 +42,8 @@ declare -A sources=(
 	[dmarc]="src/smtp/dmarc.c src/smtp/dns.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[authres]="src/smtp/authres.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[smtp_session]="src/smtp/session.c src/smtp/parser.c src/smtp/deliver.c
+		src/smtp/inbound.c src/smtp/spf.c src/smtp/dkim.c src/smtp/dmarc.c
+		src/smtp/authres.c src/smtp/dns.c
 		src/auth/client.c src/store/sqlite/store.c src/store/sqlite/mail.c
 		src/store/sqlite/mailbox.c src/store/sqlite/meta.c src/store/sqlite/queue.c
 		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/jmap.c src/mime/mime.c

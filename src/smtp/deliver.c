@@ -145,7 +145,8 @@ void deliverer_free(struct deliverer **dp)
 }
 
 struct delivery_job *deliverer_submit(struct deliverer *d, uint8_t *data,
-				      size_t size, const uint64_t *accounts,
+				      size_t size, const char *mailbox,
+				      const uint64_t *accounts,
 				      size_t account_count, const char *sender,
 				      const char *const *remote,
 				      size_t remote_count,
@@ -165,6 +166,7 @@ struct delivery_job *deliverer_submit(struct deliverer *d, uint8_t *data,
 	job->d.data = data;
 	job->d.size = size;
 	job->d.internal_date = time(NULL);
+	job->d.mailbox = mailbox;
 	job->d.accounts = job->accounts;
 	job->d.account_count = account_count;
 	job->d.sender = job->sender;

@@ -29,10 +29,12 @@ struct deliverer *deliverer_new(struct event_base *base, const char *data_dir,
 void deliverer_free(struct deliverer **d);
 
 /* Hands over a message: data (malloc'd, freed by the deliverer), local
- * account ids, remote recipients (copied) and the envelope sender (copied).
- * Returns a handle valid until the callback runs. */
+ * account ids, the mailbox it goes into (NULL: INBOX; a static string),
+ * remote recipients (copied) and the envelope sender (copied). Returns a
+ * handle valid until the callback runs. */
 struct delivery_job *deliverer_submit(struct deliverer *d, uint8_t *data,
-				      size_t size, const uint64_t *accounts,
+				      size_t size, const char *mailbox,
+				      const uint64_t *accounts,
 				      size_t account_count, const char *sender,
 				      const char *const *remote,
 				      size_t remote_count,

@@ -9,7 +9,9 @@
 #include "core/buf.h"
 #include "core/ipc.h"
 #include "core/log.h"
+#include "core/pool.h"
 #include "smtp/deliver.h"
+#include "smtp/inbound.h"
 #include "store/store.h"
 
 #include <signal.h>
@@ -19,6 +21,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+/* Messages checked at once (the checks wait on DNS). */
+#define SMTP_CHECK_THREADS 4
 /* Sessions still open this long after SIGTERM are cut off. */
 #define SMTP_SHUTDOWN_GRACE_SECONDS 20
 
@@ -128,6 +132,14 @@ int smtp_worker_run(const struct smtp_worker_params *p)
 		log_error("%s", error);
 		return 1;
 	}
+	if (p->mx_fd >= 0) {
+		server->checker = inbound_checker_new(p->config, &error);
+		if (server->checker == NULL) {
+			log_error("inbound checks: %s", error);
+			return 1;
+		}
+		server->check_pool = pool_new(server->base, SMTP_CHECK_THREADS);
+	}
 	char auth_path[256];
 	if (auth_socket_path(p->data_dir, auth_path, sizeof(auth_path)) != 0) {
 		log_error("data directory path too long for the auth socket");
@@ -171,7 +183,12 @@ int smtp_worker_run(const struct smtp_worker_params *p)
 
 	/* Every message handed to the deliverer is made durable before the
 	 * process ends. */
+	/* Checks under way end first: their messages then go to the
+	 * deliverer, which makes them durable. */
+	if (server->check_pool != NULL)
+		pool_free(&server->check_pool);
 	deliverer_free(&server->deliverer);
+	inbound_checker_free(&server->checker);
 	if (server->sessions != NULL)
 		log_warning("%zu session(s) cut off at shutdown",
 			    server->session_count);

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 
 struct event_base;
+struct inbound_checker;
+struct pool;
 struct smtp_session;
 
 enum smtp_port {
@@ -27,6 +29,9 @@ struct smtp_server {
 	SSL_CTX *tls;
 	struct store *store; /* loop thread: recipient lookups */
 	struct deliverer *deliverer;
+	/* MX only: SPF, DKIM and DMARC checks, on threads of their own. */
+	struct inbound_checker *checker;
+	struct pool *check_pool;
 	struct auth_client *auth;
 	struct bufferevent *master;
 	struct smtp_session *sessions;

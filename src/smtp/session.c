@@ -16,7 +16,9 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "core/pool.h"
 #include "smtp/deliver.h"
+#include "smtp/inbound.h"
 #include "smtp/parser.h"
 #include "store/store.h"
 
@@ -102,6 +104,19 @@ struct smtp_session {
 	bool bdat_discard; /* chunk bytes read and dropped (failed transaction) */
 	const char *bdat_discard_reply;
 	struct delivery_job *delivery;
+	struct check_job *check; /* MX checks under way */
+};
+
+/* A message being checked (inbound.h) on a pool thread. */
+struct check_job {
+	struct smtp_session *s; /* NULL once the session has gone */
+	struct inbound_checker *checker;
+	char client[INET6_ADDRSTRLEN];
+	char helo[SMTP_MAX_HELO + 1];
+	char mail_from[SMTP_MAX_PATH + 1];
+	uint8_t *data;
+	size_t size, received_len;
+	struct inbound_verdict verdict;
 };
 
 static void session_process(struct smtp_session *s);
@@ -162,6 +177,8 @@ static void session_free(struct smtp_session *s, const char *reason)
 		auth_request_cancel(s->auth_request);
 	if (s->delivery != NULL)
 		delivery_job_detach(s->delivery);
+	if (s->check != NULL)
+		s->check->s = NULL;
 	if (s->greet_timer != NULL)
 		event_free(s->greet_timer);
 	transaction_reset(s);
@@ -680,15 +697,73 @@ static void delivery_done(void *context, int result, const char *error)
 	session_process(s);
 }
 
+static void submit(struct smtp_session *s, uint8_t *data, size_t size,
+		   const char *mailbox)
+{
+	s->state = STATE_WAIT;
+	s->delivery =
+		deliverer_submit(s->server->deliverer, data, size, mailbox,
+				 s->accounts, s->account_count, s->mail_from,
+				 (const char *const *)s->remote_recipients,
+				 s->remote_count, delivery_done, s);
+}
+
+static void check_work(void *arg)
+{
+	struct check_job *job = arg;
+	inbound_check(job->checker, job->client, job->helo, job->mail_from,
+		      slice_make(job->data, job->received_len),
+		      slice_make(job->data + job->received_len,
+				 job->size - job->received_len),
+		      &job->verdict);
+}
+
+static void check_done(void *arg)
+{
+	struct check_job *job = arg;
+	struct smtp_session *s = job->s;
+	struct inbound_verdict *v = &job->verdict;
+	if (s != NULL) {
+		s->check = NULL;
+		log_info("session %llu: %s", (unsigned long long)s->id,
+			 v->summary);
+		if (v->action == INBOUND_REJECT) {
+			reply(s, v->reply);
+			transaction_reset(s);
+			s->state = STATE_COMMAND;
+			session_process(s);
+		} else {
+			size_t size;
+			uint8_t *data = buf_steal(&v->message, &size);
+			submit(s, data, size,
+			       v->action == INBOUND_JUNK ? "Junk" : NULL);
+		}
+	}
+	inbound_verdict_clear(v);
+	free(job->data);
+	free(job);
+}
+
 static void deliver_message(struct smtp_session *s)
 {
 	size_t size;
 	uint8_t *data = buf_steal(&s->msg, &size);
+	if (s->port != SMTP_PORT_MX || s->server->checker == NULL) {
+		submit(s, data, size, NULL);
+		return;
+	}
+	struct check_job *job = xcalloc(1, sizeof(*job));
+	job->s = s;
+	job->checker = s->server->checker;
+	snprintf(job->client, sizeof(job->client), "%s", s->remote);
+	snprintf(job->helo, sizeof(job->helo), "%s", s->helo);
+	snprintf(job->mail_from, sizeof(job->mail_from), "%s", s->mail_from);
+	job->data = data;
+	job->size = size;
+	job->received_len = s->received_len;
+	s->check = job;
 	s->state = STATE_WAIT;
-	s->delivery = deliverer_submit(
-		s->server->deliverer, data, size, s->accounts, s->account_count,
-		s->mail_from, (const char *const *)s->remote_recipients,
-		s->remote_count, delivery_done, s);
+	pool_submit(s->server->check_pool, check_work, check_done, job);
 }
 
 /* Replies to a message whose content broke a rule; returns true when the
@@ -1105,7 +1180,8 @@ void smtp_sessions_shutdown(struct smtp_server *server)
 	while (s != NULL) {
 		struct smtp_session *next = s->next;
 		/* A session waiting for its delivery gets its 250 first. */
-		if (s->delivery == NULL && s->state != STATE_CLOSING) {
+		if (s->delivery == NULL && s->check == NULL &&
+		    s->state != STATE_CLOSING) {
 			reply(s, "421 4.3.2 Service shutting down");
 			session_close(s, "server shutting down");
 		}
