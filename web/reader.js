@@ -15,13 +15,16 @@ const BODY_PROPERTIES = ["id", "blobId", "threadId", "mailboxIds", "keywords", "
 	"inReplyTo", "references", "preview", "hasAttachment", "textBody", "htmlBody",
 	"attachments", "bodyValues"];
 
-// Whether the server knows "dijk:hasRemoteImages" (true once the sanitizer
-// held back remote images); asked for until the server says it does not.
+// Whether the server knows its own properties: "dijk:hasRemoteImages"
+// (true once the sanitizer held back remote images) and
+// "dijk:authentication" (what its SPF, DKIM and DMARC checks said when the
+// message arrived); asked for until the server says it does not.
 let remoteImagesKnown = true;
 
 async function fetchEmails(args, extraCalls) {
 	const properties = remoteImagesKnown
-		? [...BODY_PROPERTIES, "dijk:hasRemoteImages"] : BODY_PROPERTIES;
+		? [...BODY_PROPERTIES, "dijk:hasRemoteImages", "dijk:authentication"]
+		: BODY_PROPERTIES;
 	try {
 		return await getEmails({...args, properties}, extraCalls);
 	} catch (e) {
@@ -213,6 +216,7 @@ function message(email, open) {
 		h("div", {},
 			h("span", {class: "msg-from"}, addressName(from) || "(unknown sender)"),
 			from && from.name ? h("span", {class: "msg-addr"}, " <" + from.email + ">") : null,
+			senderCheck(email["dijk:authentication"]),
 			draft ? h("span", {class: "chip draft"}, "Draft") : null),
 		h("div", {class: "msg-to", title: [addressList(email.to), addressList(email.cc)].filter(Boolean).join("; ")},
 			recipients.join(", ")),
@@ -228,6 +232,28 @@ function message(email, open) {
 	if (open)
 		fill(body, email);
 	return article;
+}
+
+// A mark for what the server's checks said of the sender when the message
+// arrived: verified when the From domain's DMARC check passed, a warning
+// when it failed or when nothing vouches for a sender SPF refused.
+function senderCheck(auth) {
+	if (!auth)
+		return null;
+	const domain = auth.fromDomain || "the sender's domain";
+	if (auth.dmarc === "pass")
+		return h("span", {class: "chip verified", role: "note",
+			title: "Checked: this message was sent by " + domain +
+				" (DMARC pass, DKIM " + auth.dkim + ", SPF " + auth.spf + ")"},
+		"Verified");
+	if (auth.dmarc === "fail" ||
+		(auth.dkim !== "pass" && (auth.spf === "fail" || auth.spf === "softfail")))
+		return h("span", {class: "chip unverified", role: "note",
+			title: "Could not confirm that this message came from " + domain +
+				"; it may be forged (DMARC " + auth.dmarc + ", DKIM " + auth.dkim +
+				", SPF " + auth.spf + ")"},
+		"Unverified sender");
+	return null;
 }
 
 // Fills a message's body the first time it is opened.

@@ -242,6 +242,7 @@ static void api_work(struct http_call *c, struct store *store)
 		.data_dir = c->server->data_dir,
 		.account_id = c->account_id,
 		.address = c->address,
+		.hostname = c->server->config->hostname,
 		.created = json_object(),
 		.extra = json_array(),
 	};

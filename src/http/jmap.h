@@ -27,7 +27,8 @@ struct jmap_context {
 	uint64_t account_id;
 	char account[JMAP_ID_TEXT_SIZE]; /* its JMAP id */
 	const char *address;		 /* the session's user */
-	bool failed;			 /* the method answered with an error */
+	const char *hostname; /* the server's: our Authentication-Results */
+	bool failed;	      /* the method answered with an error */
 	/* Creation ids of this request ("k1") and the ids they got. */
 	json_t *created;
 	/* Calls a method adds after its own (EmailSubmission/set's implicit

@@ -20,6 +20,7 @@
 #include "mime/build.h"
 #include "mime/jmap.h"
 #include "mime/mime.h"
+#include "smtp/authres.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -63,6 +64,10 @@ static const char *const email_properties[] = {
 	"htmlBody",
 	"attachments",
 	"bodyStructure",
+	/* dijk's own: whether the sanitizer held back remote images, and
+	 * what the MX's SPF, DKIM and DMARC checks said. */
+	"dijk:hasRemoteImages",
+	"dijk:authentication",
 };
 
 /* What Email/get gives when properties is null (RFC 8621 4.2). */
@@ -521,6 +526,56 @@ struct email_get {
 	bool failed;
 };
 
+/* What this server's checks said of the message when it arrived: the
+ * Authentication-Results field with our name at the top (the MX removes
+ * any other claiming it), as {"dmarc", "dkim", "spf", "fromDomain"}, or
+ * null for mail that did not come in over the MX. */
+static json_t *authentication(const struct jmap_context *jc,
+			      const struct jmap_message *msg)
+{
+	struct slice raw = slice_make(msg->data, msg->size);
+	size_t pos = 0;
+	struct authres_range range;
+	if (jc->hostname == NULL ||
+	    !authres_next_forged(raw, jc->hostname, &pos, &range))
+		return json_null();
+	const uint8_t *colon = memchr(raw.p + range.offset, ':', range.length);
+	if (colon == NULL)
+		return json_null();
+	size_t skip = (size_t)(colon + 1 - (raw.p + range.offset));
+	struct authres_summary *summary = xmalloc(sizeof(*summary));
+	const char *error;
+	json_t *o = json_null();
+	if (authres_parse(slice_make(colon + 1, range.length - skip), summary,
+			  &error) == 0 &&
+	    strcasecmp(summary->authserv_id, jc->hostname) == 0) {
+		json_decref(o);
+		o = json_object();
+		const char *dkim = "none";
+		for (size_t i = 0; i < summary->count; i++) {
+			const struct authres_result *r = &summary->results[i];
+			if (strcmp(r->method, "dkim") == 0 &&
+			    (strcmp(dkim, "pass") != 0))
+				dkim = r->result;
+		}
+		const struct authres_result *spf = authres_find(summary, "spf");
+		const struct authres_result *dmarc =
+			authres_find(summary, "dmarc");
+		json_object_set_new(o, "dkim", json_string(dkim));
+		json_object_set_new(o, "spf",
+				    json_string(spf ? spf->result : "none"));
+		json_object_set_new(
+			o, "dmarc",
+			json_string(dmarc ? dmarc->result : "none"));
+		json_object_set_new(o, "fromDomain",
+				    dmarc && dmarc->header_from[0]
+					    ? json_string(dmarc->header_from)
+					    : json_null());
+	}
+	free(summary);
+	return o;
+}
+
 static bool needs_message(json_t *props)
 {
 	static const char *const light[] = {
@@ -594,6 +649,10 @@ static void email_row(const struct store_email *e, void *context)
 					o, addresses[i].property,
 					address_list(m, addresses[i].field));
 		json_object_set_new(o, "subject", header_text(m, "Subject"));
+		if (props != NULL &&
+		    jmap_property_wanted(props, "dijk:authentication"))
+			json_object_set_new(o, "dijk:authentication",
+					    authentication(g->jc, &msg));
 		json_object_set_new(o, "sentAt", sent_at(m));
 		bool structure = jmap_property_wanted(props, "textBody") ||
 				 jmap_property_wanted(props, "htmlBody") ||

@@ -424,6 +424,32 @@ const scenarios = {
 	},
 };
 
+// What the server's SPF, DKIM and DMARC checks said of each sender, as the
+// reading pane shows it.
+scenarios["sender-checks"] = async function () {
+	const browser = await chromium.launch(launchOptions);
+	const out = {marks: {}, screenshots: []};
+	try {
+		const page = await signedIn(browser, args.user, args.password);
+		for (const subject of args.subjects) {
+			await page.click(rowWith(subject));
+			await page.waitForFunction((want) =>
+				[...document.querySelectorAll("#reader .message.expanded .msg-head")]
+					.length > 0 && document.querySelector("#reader")?.textContent.includes(want),
+			subject);
+			const article = "#reader .message.expanded";
+			out.marks[subject] = await page.$$eval(`${article} .msg-who .chip`,
+				(els) => els.filter((e) => !e.classList.contains("draft"))
+					.map((e) => ({text: e.textContent, kind: e.className, title: e.title})));
+			out.screenshots.push(await shot(page,
+				"sender-" + subject.replace(/[^a-z]+/gi, "-").toLowerCase() + ".png"));
+		}
+	} finally {
+		await browser.close();
+	}
+	return out;
+};
+
 const scenario = scenarios[name];
 if (!scenario) {
 	console.error(`no scenario ${name}`);
