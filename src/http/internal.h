@@ -189,5 +189,7 @@ void http_set_brand_cookie(struct http_call *c, const struct http_brand *b);
 /* Routes of portal.c: "/", "/choose", "/choose/NAME", "/b/NAME/...";
  * returns false when the path is not one of them. */
 bool http_portal_route(struct http_call *c);
+/* MTA-STS policy, autoconfig and autodiscover (wellknown.c). */
+bool http_wellknown_route(struct http_call *c);
 
 #endif

@@ -348,7 +348,7 @@ static void handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (http_api_route(&c) || http_jmap_route(&c) || http_push_route(&c) ||
-	    http_blob_route(&c))
+	    http_blob_route(&c) || http_wellknown_route(&c))
 		return;
 	if (http_portal_route(&c))
 		return;
