@@ -28,6 +28,9 @@ listen.imap = 127.0.0.1:2143
 listen.imaps = 127.0.0.1:2993
 listen.http = 127.0.0.1:8080
 listen.https = 127.0.0.1:8443
+# The demo keeps its mail to itself: no DNS, so nothing waits on a lookup,
+# and mail for other domains stays in the queue (dijk queue list).
+dns.resolver = none
 CONF
 fi
 # Two brands, so that the portal asks which webmail a visitor wants (a
