@@ -8,6 +8,7 @@
 #include "http/internal.h"
 
 #include "auth/auth.h"
+#include "core/channel.h"
 #include "core/ipc.h"
 #include "core/log.h"
 #include "core/net.h"
@@ -395,16 +396,7 @@ static void begin_shutdown(struct worker *w)
 void http_notify(struct http_server *server, uint64_t account_id)
 {
 	http_push_wake(server, account_id);
-	if (server->master == NULL)
-		return;
-	struct buf out;
-	buf_init(&out, IPC_MAX_FRAME);
-	ipc_begin(&out, IPC_NOTIFY_MAILBOX, 0);
-	ipc_put_u64(&out, account_id);
-	ipc_put_bytes(&out, slice_cstr(""));
-	if (ipc_end(&out) == 0)
-		bufferevent_write(server->master, out.p, out.n);
-	buf_free(&out);
+	channel_notify(server->master, account_id, "");
 }
 
 /* Change notifications from the other processes wake the push streams. */

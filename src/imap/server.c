@@ -7,6 +7,7 @@
 #include "imap/internal.h"
 
 #include "auth/auth.h"
+#include "core/channel.h"
 #include "core/ipc.h"
 #include "core/log.h"
 #include "core/pool.h"
@@ -42,16 +43,7 @@ void imap_server_notify(struct imap_server *server, uint64_t account_id,
 			struct imap_session *except)
 {
 	wake_account(server, account_id, except);
-	if (server->master == NULL)
-		return;
-	struct buf out;
-	buf_init(&out, IPC_MAX_FRAME);
-	ipc_begin(&out, IPC_NOTIFY_MAILBOX, 0);
-	ipc_put_u64(&out, account_id);
-	ipc_put_bytes(&out, slice_cstr(""));
-	if (ipc_end(&out) == 0)
-		bufferevent_write(server->master, out.p, out.n);
-	buf_free(&out);
+	channel_notify(server->master, account_id, "");
 }
 
 struct worker {

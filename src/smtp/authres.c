@@ -2,31 +2,13 @@
  * forged ones that claim our authserv-id, and reading one back. */
 #include "core/common.h"
 
+#include "core/ascii.h"
+
 #include "smtp/authres.h"
 
 #include <strings.h>
 
 #include "core/poison.h"
-
-static bool is_alpha(uint8_t c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(uint8_t c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_wsp(uint8_t c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static uint8_t lower(uint8_t c)
-{
-	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
-}
 
 /* RFC 2045 token: visible ASCII but tspecials. */
 static bool is_token_char(uint8_t c)
@@ -37,7 +19,7 @@ static bool is_token_char(uint8_t c)
 /* RFC 5322 atext. */
 static bool is_atext(uint8_t c)
 {
-	return is_alpha(c) || is_digit(c) ||
+	return ascii_is_alpha(c) || ascii_is_digit(c) ||
 	       (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
@@ -48,48 +30,6 @@ static struct slice sub(struct slice s, size_t from, size_t to)
 }
 
 /* ---- writing ---- */
-
-static const char *dkim_name(enum dkim_status s)
-{
-	switch (s) {
-	case DKIM_NONE:
-		return "none";
-	case DKIM_PASS:
-		return "pass";
-	case DKIM_FAIL:
-		return "fail";
-	case DKIM_NEUTRAL:
-		return "neutral";
-	case DKIM_POLICY:
-		return "policy";
-	case DKIM_TEMPERROR:
-		return "temperror";
-	case DKIM_PERMERROR:
-		return "permerror";
-	}
-	return "permerror";
-}
-
-static const char *spf_name(enum spf_result r)
-{
-	switch (r) {
-	case SPF_NONE:
-		return "none";
-	case SPF_NEUTRAL:
-		return "neutral";
-	case SPF_PASS:
-		return "pass";
-	case SPF_FAIL:
-		return "fail";
-	case SPF_SOFTFAIL:
-		return "softfail";
-	case SPF_TEMPERROR:
-		return "temperror";
-	case SPF_PERMERROR:
-		return "permerror";
-	}
-	return "permerror";
-}
 
 static const char *dmarc_name(enum dmarc_status s)
 {
@@ -149,8 +89,8 @@ static bool is_plain_domain(struct slice v)
 	if (!is_dot_atom(v))
 		return false;
 	for (size_t i = 0; i < v.n; i++)
-		if (!(is_alpha(v.p[i]) || is_digit(v.p[i]) || v.p[i] == '-' ||
-		      v.p[i] == '_' || v.p[i] == '.'))
+		if (!(ascii_is_alpha(v.p[i]) || ascii_is_digit(v.p[i]) ||
+		      v.p[i] == '-' || v.p[i] == '_' || v.p[i] == '.'))
 			return false;
 	return true;
 }
@@ -256,7 +196,7 @@ void authres_build_value(const struct authres_input *in, struct buf *out)
 	put_word(&w, 1);
 	if (in->spf != NULL) {
 		buf_append(out, ";", 1);
-		put_method(&w, "spf", spf_name(in->spf->result));
+		put_method(&w, "spf", spf_result_name(in->spf->result));
 		if (in->spf_mailfrom != NULL && in->spf_mailfrom[0] != '\0')
 			put_property(&w, "smtp.mailfrom",
 				     slice_cstr(in->spf_mailfrom), true);
@@ -273,7 +213,7 @@ void authres_build_value(const struct authres_input *in, struct buf *out)
 			break;
 		}
 		const struct dkim_result *d = &in->dkim[i];
-		put_method(&w, "dkim", dkim_name(d->status));
+		put_method(&w, "dkim", dkim_status_name(d->status));
 		if (d->domain[0] != '\0')
 			put_property(&w, "header.d",
 				     slice_make(d->domain,
@@ -350,7 +290,7 @@ static void skip_cfws(struct cursor *c)
 {
 	while (!at_end(c) && c->error == NULL) {
 		uint8_t ch = peek(c);
-		if (is_wsp(ch) || ch == '\r' || ch == '\n') {
+		if (ascii_is_wsp(ch) || ch == '\r' || ch == '\n') {
 			c->i++;
 			continue;
 		}
@@ -459,9 +399,10 @@ static void read_keyword(struct cursor *c, char *out, size_t cap)
 	out[0] = '\0';
 	while (!at_end(c) && c->error == NULL) {
 		uint8_t ch = peek(c);
-		if (!(is_alpha(ch) || is_digit(ch) || ch == '-' || ch == '_'))
+		if (!(ascii_is_alpha(ch) || ascii_is_digit(ch) || ch == '-' ||
+		      ch == '_'))
 			break;
-		put_char(c, out, &n, cap, lower(ch));
+		put_char(c, out, &n, cap, ascii_lower(ch));
 		c->i++;
 	}
 	if (n == 0)
@@ -518,7 +459,7 @@ static void read_resinfo(struct cursor *c, struct authres_summary *sum,
 		c->i++;
 		skip_cfws(c);
 		size_t digits = c->i;
-		while (is_digit(peek(c)))
+		while (ascii_is_digit(peek(c)))
 			c->i++;
 		if (c->i == digits)
 			fail(c, "bad method version");
@@ -568,9 +509,9 @@ int authres_parse(struct slice value, struct authres_summary *summary_r,
 	skip_cfws(&c);
 	read_value(&c, sum->authserv_id, sizeof(sum->authserv_id));
 	skip_cfws(&c);
-	if (is_digit(peek(&c))) {
+	if (ascii_is_digit(peek(&c))) {
 		/* authres-version */
-		while (is_digit(peek(&c)))
+		while (ascii_is_digit(peek(&c)))
 			c.i++;
 		skip_cfws(&c);
 	}
@@ -642,13 +583,13 @@ bool authres_next_forged(struct slice header, const char *authserv_id,
 		size_t first_end =
 			lf != NULL ? (size_t)(lf - header.p) + 1 : header.n;
 		size_t end = first_end;
-		while (end < header.n && is_wsp(header.p[end])) {
+		while (end < header.n && ascii_is_wsp(header.p[end])) {
 			lf = memchr(header.p + end, '\n', header.n - end);
 			end = lf != NULL ? (size_t)(lf - header.p) + 1
 					 : header.n;
 		}
 		p = end;
-		if (is_wsp(header.p[start]))
+		if (ascii_is_wsp(header.p[start]))
 			continue;
 		const uint8_t *colon =
 			memchr(header.p + start, ':', first_end - start);
@@ -656,7 +597,7 @@ bool authres_next_forged(struct slice header, const char *authserv_id,
 			continue;
 		struct slice name =
 			sub(header, start, (size_t)(colon - header.p));
-		while (name.n > 0 && is_wsp(name.p[name.n - 1]))
+		while (name.n > 0 && ascii_is_wsp(name.p[name.n - 1]))
 			name.n--;
 		if (!slice_eq_ci(name, "Authentication-Results"))
 			continue;

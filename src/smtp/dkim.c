@@ -8,6 +8,8 @@
  * RSA with PKCS#1 v1.5, Ed25519 (RFC 8463) with PureEdDSA over the hash. */
 #include "core/common.h"
 
+#include "core/ascii.h"
+
 #include "smtp/dkim.h"
 
 #include "core/base64.h"
@@ -49,30 +51,10 @@ static const char *error_printf(const char *fmt, ...)
 
 /* ---- Small helpers over bytes ---- */
 
-static bool is_wsp(uint8_t c)
-{
-	return c == ' ' || c == '\t';
-}
-
 /* Whitespace inside a tag-list: WSP and the CR LF of folding. */
 static bool is_tag_space(uint8_t c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-static bool is_alpha(uint8_t c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(uint8_t c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static uint8_t lower(uint8_t c)
-{
-	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
 }
 
 static bool slices_eq_ci(struct slice a, struct slice b)
@@ -80,7 +62,7 @@ static bool slices_eq_ci(struct slice a, struct slice b)
 	if (a.n != b.n)
 		return false;
 	for (size_t i = 0; i < a.n; i++)
-		if (lower(a.p[i]) != lower(b.p[i]))
+		if (ascii_lower(a.p[i]) != ascii_lower(b.p[i]))
 			return false;
 	return true;
 }
@@ -134,7 +116,8 @@ static bool is_dns_name(struct slice s)
 			label = 0;
 			continue;
 		}
-		if (!is_alpha(c) && !is_digit(c) && c != '-' && c != '_')
+		if (!ascii_is_alpha(c) && !ascii_is_digit(c) && c != '-' &&
+		    c != '_')
 			return false;
 		if (++label > 63)
 			return false;
@@ -150,7 +133,7 @@ static bool parse_number(struct slice s, uint64_t *value_r)
 		return false;
 	uint64_t v = 0;
 	for (size_t i = 0; i < s.n; i++) {
-		if (!is_digit(s.p[i]))
+		if (!ascii_is_digit(s.p[i]))
 			return false;
 		uint64_t d = (uint64_t)(s.p[i] - '0');
 		if (v > (UINT64_MAX - d) / 10)
@@ -204,10 +187,10 @@ static int next_tag(struct slice in, size_t *pos, struct tag *t)
 		i++;
 	}
 	size_t name_start = i;
-	if (!is_alpha(in.p[i]))
+	if (!ascii_is_alpha(in.p[i]))
 		return -1;
-	while (i < in.n &&
-	       (is_alpha(in.p[i]) || is_digit(in.p[i]) || in.p[i] == '_'))
+	while (i < in.n && (ascii_is_alpha(in.p[i]) ||
+			    ascii_is_digit(in.p[i]) || in.p[i] == '_'))
 		i++;
 	t->name = slice_make(in.p + name_start, i - name_start);
 	while (i < in.n && is_tag_space(in.p[i]))
@@ -611,7 +594,7 @@ static void canon_header(enum dkim_canon canon, struct slice field,
 	for (size_t i = 0; i < name_n;) {
 		size_t k = 0;
 		while (k < sizeof(chunk) && i < name_n)
-			chunk[k++] = lower(field.p[i++]);
+			chunk[k++] = ascii_lower(field.p[i++]);
 		sink_put(s, chunk, k);
 	}
 	if (colon == NULL)
@@ -625,7 +608,7 @@ static void canon_header(enum dkim_canon canon, struct slice field,
 		uint8_t c = field.p[i];
 		bool crlf =
 			c == '\r' && i + 1 < field.n && field.p[i + 1] == '\n';
-		if (crlf || is_wsp(c)) {
+		if (crlf || ascii_is_wsp(c)) {
 			sink_put(s, field.p + run, i - run);
 			i += crlf ? 2 : 1;
 			run = i;
@@ -649,7 +632,7 @@ static void relaxed_line(struct slice line, struct sink *s)
 	size_t i = 0, run = 0;
 	bool space = false;
 	while (i < line.n) {
-		if (is_wsp(line.p[i])) {
+		if (ascii_is_wsp(line.p[i])) {
 			sink_put(s, line.p + run, i - run);
 			space = true;
 			run = ++i;
@@ -666,7 +649,7 @@ static void relaxed_line(struct slice line, struct sink *s)
 static bool line_is_blank(struct slice line)
 {
 	for (size_t i = 0; i < line.n; i++)
-		if (!is_wsp(line.p[i]))
+		if (!ascii_is_wsp(line.p[i]))
 			return false;
 	return true;
 }
@@ -758,7 +741,7 @@ static void add_field(struct header *h, struct slice first_line)
 	f->text = first_line;
 	const uint8_t *colon = memchr(first_line.p, ':', first_line.n);
 	size_t n = colon ? (size_t)(colon - first_line.p) : 0;
-	while (n > 0 && is_wsp(first_line.p[n - 1]))
+	while (n > 0 && ascii_is_wsp(first_line.p[n - 1]))
 		n--;
 	f->name = slice_make(first_line.p, n);
 }
@@ -777,7 +760,7 @@ static void split_message(struct slice m, struct header *h)
 			h->body = slice_make(m.p + next, m.n - next);
 			return;
 		}
-		if (is_wsp(m.p[pos]) && h->count > 0 && !h->too_many) {
+		if (ascii_is_wsp(m.p[pos]) && h->count > 0 && !h->too_many) {
 			struct field *f = &h->fields[h->count - 1];
 			f->text.n = end - (size_t)(f->text.p - m.p);
 		} else if (!h->too_many) {
@@ -887,12 +870,12 @@ static void copy_token(char *dst, size_t size, struct slice src, bool lowercase)
 		return;
 	for (size_t i = 0; i < src.n; i++) {
 		uint8_t c = src.p[i];
-		if (!is_alpha(c) && !is_digit(c) && c != '.' && c != '-' &&
-		    c != '_')
+		if (!ascii_is_alpha(c) && !ascii_is_digit(c) && c != '.' &&
+		    c != '-' && c != '_')
 			return;
 	}
 	for (size_t i = 0; i < src.n; i++)
-		dst[i] = (char)(lowercase ? lower(src.p[i]) : src.p[i]);
+		dst[i] = (char)(lowercase ? ascii_lower(src.p[i]) : src.p[i]);
 	dst[src.n] = '\0';
 }
 
@@ -907,8 +890,8 @@ static void fill_identity(struct dkim_result *r,
 		uint8_t c = sig->b.p[i];
 		if (is_tag_space(c))
 			continue;
-		if (!is_alpha(c) && !is_digit(c) && c != '+' && c != '/' &&
-		    c != '=')
+		if (!ascii_is_alpha(c) && !ascii_is_digit(c) && c != '+' &&
+		    c != '/' && c != '=')
 			break;
 		r->header_b[n++] = (char)c;
 	}
@@ -1357,7 +1340,7 @@ int dkim_signer_add_pem(struct dkim_signer *s, const char *domain,
 		d = &s->domains[s->count++];
 		memset(d, 0, sizeof(*d));
 		for (size_t i = 0; domain[i] != '\0'; i++)
-			d->name[i] = (char)lower((uint8_t)domain[i]);
+			d->name[i] = (char)ascii_lower((uint8_t)domain[i]);
 	}
 	if (d->key_count == DKIM_MAX_ACTIVE) {
 		EVP_PKEY_free(pkey);
@@ -1503,7 +1486,7 @@ static int sign_one(const struct signing_key *k, const char *domain,
 				 i + 1 == name_count ? ';' : ':');
 		DIJK_ASSERT(n > 0 && (size_t)n < sizeof(word));
 		for (int c = 0; c < n; c++)
-			word[c] = (char)lower((uint8_t)word[c]);
+			word[c] = (char)ascii_lower((uint8_t)word[c]);
 		fold_word(&f, word, (size_t)n, i == 0);
 	}
 	fold_tag(&f, "bh=%s;", body_hash);
@@ -1572,7 +1555,7 @@ int dkim_sign(const struct dkim_signer *s, const char *domain,
 	const struct signing_domain *d = signer_domain(s, domain);
 	if (d == NULL || d->key_count == 0)
 		return 0;
-	if (message.n > 0 && is_wsp(message.p[0])) {
+	if (message.n > 0 && ascii_is_wsp(message.p[0])) {
 		*error_r = "message starts with a continuation line";
 		return -1;
 	}
@@ -1845,7 +1828,7 @@ bool dkim_selector_prefix_valid(const char *prefix)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = prefix[i];
-		if (!(c >= 'a' && c <= 'z') && !is_digit((uint8_t)c) &&
+		if (!(c >= 'a' && c <= 'z') && !ascii_is_digit((uint8_t)c) &&
 		    c != '-')
 			return false;
 	}

@@ -3,6 +3,8 @@
  * See dmarc.h for the choices made where the RFC leaves room. */
 #include "core/common.h"
 
+#include "core/ascii.h"
+
 #include "smtp/dmarc.h"
 
 #include "core/buf.h"
@@ -45,26 +47,6 @@ const char *dmarc_status_name(enum dmarc_status status)
 	return "permerror";
 }
 
-static bool is_alpha(uint8_t c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(uint8_t c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_wsp(uint8_t c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static uint8_t lower(uint8_t c)
-{
-	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
-}
-
 /* Bytes from..to of s; an empty s may have a NULL p. */
 static struct slice sub(struct slice s, size_t from, size_t to)
 {
@@ -73,9 +55,9 @@ static struct slice sub(struct slice s, size_t from, size_t to)
 
 static struct slice trim(struct slice s)
 {
-	while (s.n > 0 && is_wsp(s.p[0]))
+	while (s.n > 0 && ascii_is_wsp(s.p[0]))
 		s = sub(s, 1, s.n);
-	while (s.n > 0 && is_wsp(s.p[s.n - 1]))
+	while (s.n > 0 && ascii_is_wsp(s.p[s.n - 1]))
 		s.n--;
 	return s;
 }
@@ -85,21 +67,21 @@ static struct slice trim(struct slice s)
 bool dmarc_is_record(struct slice text)
 {
 	size_t i = 0;
-	if (i >= text.n || lower(text.p[i]) != 'v')
+	if (i >= text.n || ascii_lower(text.p[i]) != 'v')
 		return false;
 	i++;
-	while (i < text.n && is_wsp(text.p[i]))
+	while (i < text.n && ascii_is_wsp(text.p[i]))
 		i++;
 	if (i >= text.n || text.p[i] != '=')
 		return false;
 	i++;
-	while (i < text.n && is_wsp(text.p[i]))
+	while (i < text.n && ascii_is_wsp(text.p[i]))
 		i++;
 	/* RFC 7489 6.4 spells the version in exact octets. */
 	if (text.n - i < 6 || memcmp(text.p + i, "DMARC1", 6) != 0)
 		return false;
 	i += 6;
-	while (i < text.n && is_wsp(text.p[i]))
+	while (i < text.n && ascii_is_wsp(text.p[i]))
 		i++;
 	return i == text.n || text.p[i] == ';';
 }
@@ -125,7 +107,7 @@ static bool parse_number(struct slice value, size_t max_digits, uint64_t max,
 		return false;
 	uint64_t v = 0;
 	for (size_t i = 0; i < value.n; i++) {
-		if (!is_digit(value.p[i]))
+		if (!ascii_is_digit(value.p[i]))
 			return false;
 		v = v * 10 + (uint64_t)(value.p[i] - '0');
 		if (v > max)
@@ -139,10 +121,10 @@ static bool parse_number(struct slice value, size_t max_digits, uint64_t max,
  * by "!" size (RFC 7489 6.4 dmarc-uri). */
 static bool valid_uri(struct slice u)
 {
-	if (u.n == 0 || !is_alpha(u.p[0]))
+	if (u.n == 0 || !ascii_is_alpha(u.p[0]))
 		return false;
 	size_t i = 1;
-	while (i < u.n && (is_alpha(u.p[i]) || is_digit(u.p[i]) ||
+	while (i < u.n && (ascii_is_alpha(u.p[i]) || ascii_is_digit(u.p[i]) ||
 			   u.p[i] == '+' || u.p[i] == '-' || u.p[i] == '.'))
 		i++;
 	if (i >= u.n || u.p[i] != ':' || i + 1 >= u.n)
@@ -161,7 +143,7 @@ static bool valid_uri(struct slice u)
 	/* "!" 1*DIGIT [ "k" / "m" / "g" / "t" ] */
 	size_t j = bang + 1;
 	size_t digits = j;
-	while (j < u.n && is_digit(u.p[j]))
+	while (j < u.n && ascii_is_digit(u.p[j]))
 		j++;
 	if (j == digits)
 		return false;
@@ -207,11 +189,11 @@ static bool valid_rf(struct slice v)
 		if (i < v.n && v.p[i] != ':')
 			continue;
 		struct slice k = trim(sub(v, start, i));
-		if (k.n == 0 || !is_alpha(k.p[0]))
+		if (k.n == 0 || !ascii_is_alpha(k.p[0]))
 			return false;
 		for (size_t j = 0; j < k.n; j++)
-			if (!(is_alpha(k.p[j]) || is_digit(k.p[j]) ||
-			      k.p[j] == '-'))
+			if (!(ascii_is_alpha(k.p[j]) ||
+			      ascii_is_digit(k.p[j]) || k.p[j] == '-'))
 				return false;
 		start = i + 1;
 	}
@@ -229,15 +211,15 @@ static bool split_tag(struct slice spec, struct slice *name_r,
 	size_t at = (size_t)(eq - spec.p);
 	struct slice name = trim(sub(spec, 0, at));
 	struct slice value = trim(sub(spec, at + 1, spec.n));
-	if (name.n == 0 || !is_alpha(name.p[0]))
+	if (name.n == 0 || !ascii_is_alpha(name.p[0]))
 		return false;
 	for (size_t i = 0; i < name.n; i++)
-		if (!(is_alpha(name.p[i]) || is_digit(name.p[i]) ||
+		if (!(ascii_is_alpha(name.p[i]) || ascii_is_digit(name.p[i]) ||
 		      name.p[i] == '_'))
 			return false;
 	/* tag-value: VALCHARs (visible ASCII but ';') and inner spaces. */
 	for (size_t i = 0; i < value.n; i++)
-		if (!is_wsp(value.p[i]) &&
+		if (!ascii_is_wsp(value.p[i]) &&
 		    (value.p[i] < 0x21 || value.p[i] > 0x7e))
 			return false;
 	*name_r = name;
@@ -371,7 +353,8 @@ static bool valid_domain(struct slice s)
 			if (label == 0)
 				return false;
 			label = 0;
-		} else if (is_alpha(c) || is_digit(c) || c == '-' || c == '_') {
+		} else if (ascii_is_alpha(c) || ascii_is_digit(c) || c == '-' ||
+			   c == '_') {
 			if (++label > 63)
 				return false;
 		} else {
@@ -389,7 +372,7 @@ static bool valid_domain(struct slice s)
 /* RFC 5322 atext, with '.' and the bytes of UTF-8 (RFC 6532). */
 static bool is_word_char(uint8_t c)
 {
-	return is_alpha(c) || is_digit(c) || c >= 0x80 ||
+	return ascii_is_alpha(c) || ascii_is_digit(c) || c >= 0x80 ||
 	       (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~.", c) != NULL);
 }
 
@@ -493,7 +476,7 @@ static bool from_value_domain(struct slice s, char *domain_r)
 	if (!valid_domain(domain))
 		return false;
 	for (size_t i = 0; i < domain.n; i++)
-		domain_r[i] = (char)lower(domain.p[i]);
+		domain_r[i] = (char)ascii_lower(domain.p[i]);
 	domain_r[domain.n] = '\0';
 	return true;
 }
@@ -516,14 +499,14 @@ enum dmarc_from_status dmarc_from_domain(struct slice header, char *domain_r)
 		size_t first_end =
 			lf != NULL ? (size_t)(lf - header.p) + 1 : header.n;
 		size_t end = first_end;
-		while (end < header.n && is_wsp(header.p[end])) {
+		while (end < header.n && ascii_is_wsp(header.p[end])) {
 			lf = memchr(header.p + end, '\n', header.n - end);
 			end = lf != NULL ? (size_t)(lf - header.p) + 1
 					 : header.n;
 		}
 		pos = end;
 		/* A continuation line without a field is skipped. */
-		if (is_wsp(header.p[start]))
+		if (ascii_is_wsp(header.p[start]))
 			continue;
 		const uint8_t *colon =
 			memchr(header.p + start, ':', first_end - start);
@@ -590,7 +573,7 @@ void dmarc_org_domain(const struct dmarc_psl *psl, const char *domain,
 		n = DNS_MAX_NAME;
 	char name[DNS_MAX_NAME + 1];
 	for (size_t i = 0; i < n; i++)
-		name[i] = (char)lower((uint8_t)domain[i]);
+		name[i] = (char)ascii_lower((uint8_t)domain[i]);
 	name[n] = '\0';
 	if (n > 0 && name[n - 1] == '.')
 		name[--n] = '\0';
@@ -706,7 +689,7 @@ enum dmarc_status dmarc_check(const struct dns_resolver *dns,
 		return r->status = DMARC_PERMERROR;
 	}
 	for (size_t i = 0; i < from.n; i++)
-		r->from_domain[i] = (char)lower(from.p[i]);
+		r->from_domain[i] = (char)ascii_lower(from.p[i]);
 	dmarc_org_domain(psl, r->from_domain, r->org_domain);
 
 	char *text = NULL;

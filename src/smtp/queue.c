@@ -11,7 +11,7 @@
 #include "smtp/queue.h"
 
 #include "core/buf.h"
-#include "core/ipc.h"
+#include "core/channel.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "smtp/dkim.h"
@@ -166,16 +166,7 @@ static void deliver_job(void *arg)
 
 static void notify_master(struct queue *q, uint64_t account_id)
 {
-	if (q->master == NULL)
-		return;
-	struct buf out;
-	buf_init(&out, IPC_MAX_FRAME);
-	ipc_begin(&out, IPC_NOTIFY_MAILBOX, 0);
-	ipc_put_u64(&out, account_id);
-	ipc_put_bytes(&out, slice_cstr("INBOX"));
-	if (ipc_end(&out) == 0)
-		bufferevent_write(q->master, out.p, out.n);
-	buf_free(&out);
+	channel_notify(q->master, account_id, "INBOX");
 }
 
 /* Sends a notice to the original sender: into their INBOX when local,

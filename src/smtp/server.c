@@ -7,7 +7,7 @@
 
 #include "auth/auth.h"
 #include "core/buf.h"
-#include "core/ipc.h"
+#include "core/channel.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "smtp/deliver.h"
@@ -43,16 +43,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 static void notify_master(void *context, uint64_t account_id)
 {
 	struct smtp_server *server = context;
-	if (server->master == NULL)
-		return;
-	struct buf out;
-	buf_init(&out, IPC_MAX_FRAME);
-	ipc_begin(&out, IPC_NOTIFY_MAILBOX, 0);
-	ipc_put_u64(&out, account_id);
-	ipc_put_bytes(&out, slice_cstr("INBOX"));
-	if (ipc_end(&out) == 0)
-		bufferevent_write(server->master, out.p, out.n);
-	buf_free(&out);
+	channel_notify(server->master, account_id, "INBOX");
 }
 
 static void begin_shutdown(struct smtp_server *server,

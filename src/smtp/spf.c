@@ -3,6 +3,8 @@
  * made where the RFC leaves room. */
 #include "core/common.h"
 
+#include "core/ascii.h"
+
 #include "smtp/spf.h"
 
 #include <arpa/inet.h>
@@ -80,26 +82,6 @@ int spf_ip_parse(const char *text, struct spf_ip *ip_r)
 
 /* ---- lexical helpers ---- */
 
-static bool is_alpha(uint8_t c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(uint8_t c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_alnum(uint8_t c)
-{
-	return is_alpha(c) || is_digit(c);
-}
-
-static uint8_t lower(uint8_t c)
-{
-	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
-}
-
 /* RFC 7208 7.1 macro-literal: visible ASCII but '%'. */
 static bool is_macro_literal(uint8_t c)
 {
@@ -128,13 +110,14 @@ bool spf_is_record(struct slice txt)
  * and hyphens starting and ending alphanumeric with a hyphen inside. */
 static bool is_toplabel(struct slice s)
 {
-	if (s.n == 0 || !is_alnum(s.p[0]) || !is_alnum(s.p[s.n - 1]))
+	if (s.n == 0 || !ascii_is_alnum(s.p[0]) ||
+	    !ascii_is_alnum(s.p[s.n - 1]))
 		return false;
 	bool alpha_or_hyphen = false;
 	for (size_t i = 0; i < s.n; i++) {
-		if (s.p[i] == '-' || is_alpha(s.p[i]))
+		if (s.p[i] == '-' || ascii_is_alpha(s.p[i]))
 			alpha_or_hyphen = true;
-		else if (!is_digit(s.p[i]))
+		else if (!ascii_is_digit(s.p[i]))
 			return false;
 	}
 	return alpha_or_hyphen;
@@ -170,7 +153,7 @@ static int read_macro(struct slice s, size_t *pos, bool explanation,
 		*error_r = "unterminated macro";
 		return -1;
 	}
-	uint8_t letter = lower(s.p[i]);
+	uint8_t letter = ascii_lower(s.p[i]);
 	static const char letters[] = "slodiphcrtv";
 	if (letter == 0 || strchr(letters, letter) == NULL) {
 		*error_r = "unknown macro letter";
@@ -182,13 +165,13 @@ static int read_macro(struct slice s, size_t *pos, bool explanation,
 	}
 	*letter_r = s.p[i];
 	i++;
-	if (i < s.n && is_digit(s.p[i])) {
+	if (i < s.n && ascii_is_digit(s.p[i])) {
 		if (s.p[i] == '0') {
 			*error_r = "macro transformer of zero parts";
 			return -1;
 		}
 		unsigned digits = 0;
-		while (i < s.n && is_digit(s.p[i])) {
+		while (i < s.n && ascii_is_digit(s.p[i])) {
 			/* More parts than any name has means all of them. */
 			if (digits < 1000)
 				digits = digits * 10 + (unsigned)(s.p[i] - '0');
@@ -196,7 +179,7 @@ static int read_macro(struct slice s, size_t *pos, bool explanation,
 		}
 		*digits_r = digits;
 	}
-	if (i < s.n && lower(s.p[i]) == 'r') {
+	if (i < s.n && ascii_lower(s.p[i]) == 'r') {
 		*reverse_r = true;
 		i++;
 	}
@@ -284,7 +267,7 @@ static bool parse_cidr(struct slice s, unsigned max, unsigned *value_r)
 		return false;
 	unsigned v = 0;
 	for (size_t i = 0; i < s.n; i++) {
-		if (!is_digit(s.p[i]))
+		if (!ascii_is_digit(s.p[i]))
 			return false;
 		v = v * 10 + (unsigned)(s.p[i] - '0');
 	}
@@ -307,7 +290,7 @@ static bool parse_ip4(struct slice s, struct in_addr *addr_r)
 		}
 		size_t start = i;
 		unsigned v = 0;
-		while (i < s.n && is_digit(s.p[i]) && i - start < 3) {
+		while (i < s.n && ascii_is_digit(s.p[i]) && i - start < 3) {
 			v = v * 10 + (unsigned)(s.p[i] - '0');
 			i++;
 		}
@@ -328,7 +311,7 @@ static bool parse_ip6(struct slice s, struct in6_addr *addr_r)
 	if (s.n == 0 || s.n >= sizeof(text))
 		return false;
 	for (size_t i = 0; i < s.n; i++)
-		if (!(is_alnum(s.p[i]) || s.p[i] == ':' || s.p[i] == '.'))
+		if (!(ascii_is_alnum(s.p[i]) || s.p[i] == ':' || s.p[i] == '.'))
 			return false;
 	memcpy(text, s.p, s.n);
 	text[s.n] = '\0';
@@ -341,7 +324,7 @@ static bool split_dual_cidr(struct slice *arg, struct spf_term *t)
 {
 	for (int round = 0; round < 2; round++) {
 		size_t end = arg->n, i = end;
-		while (i > 0 && is_digit(arg->p[i - 1]))
+		while (i > 0 && ascii_is_digit(arg->p[i - 1]))
 			i--;
 		if (i == end || i == 0 || arg->p[i - 1] != '/')
 			return true;
@@ -404,11 +387,11 @@ static int parse_term(struct slice text, struct spf_term *t,
 		i++;
 	/* name = ALPHA *( ALPHA / DIGIT / "-" / "_" / "." ) */
 	size_t name_start = i;
-	if (i >= text.n || !is_alpha(text.p[i])) {
+	if (i >= text.n || !ascii_is_alpha(text.p[i])) {
 		*error_r = "a term does not start with a name";
 		return -1;
 	}
-	while (i < text.n && (is_alnum(text.p[i]) || text.p[i] == '-' ||
+	while (i < text.n && (ascii_is_alnum(text.p[i]) || text.p[i] == '-' ||
 			      text.p[i] == '_' || text.p[i] == '.'))
 		i++;
 	struct slice name = sub(text, name_start, i);
@@ -621,7 +604,7 @@ static void macro_value(const struct expand_state *st, uint8_t letter,
 	const char *local = v->sender_local != NULL && v->sender_local[0]
 				    ? v->sender_local
 				    : "postmaster";
-	switch (lower(letter)) {
+	switch (ascii_lower(letter)) {
 	case 's':
 		buf_printf(out, "%s@%s", local, or_unknown(v->sender_domain));
 		break;
@@ -679,7 +662,8 @@ static void put_part(struct slice part, bool escape, struct buf *out)
 	}
 	for (size_t j = 0; j < part.n; j++) {
 		uint8_t c = part.p[j];
-		if (is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
+		if (ascii_is_alnum(c) || c == '-' || c == '.' || c == '_' ||
+		    c == '~')
 			buf_append(out, &c, 1);
 		else
 			buf_printf(out, "%%%02X", c);
@@ -863,7 +847,7 @@ static bool valid_query_name(struct slice s, bool ldh_only, bool multi_label)
 			labels++;
 			continue;
 		}
-		if (ldh_only ? !(is_alnum(c) || c == '-' || c == '_')
+		if (ldh_only ? !(ascii_is_alnum(c) || c == '-' || c == '_')
 			     : (c < 0x21 || c > 0x7e || c == '\\'))
 			return false;
 		if (++label > 63)
@@ -875,7 +859,7 @@ static bool valid_query_name(struct slice s, bool ldh_only, bool multi_label)
 static void copy_lower(char *dst, struct slice s)
 {
 	for (size_t i = 0; i < s.n; i++)
-		dst[i] = (char)lower(s.p[i]);
+		dst[i] = (char)ascii_lower(s.p[i]);
 	dst[s.n] = '\0';
 }
 
