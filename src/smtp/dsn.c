@@ -91,8 +91,23 @@ static void append_crlf(struct buf *out, struct slice s)
 		buf_append(out, "\r\n", 2);
 }
 
+static bool has_8bit(const char *text)
+{
+	for (const char *c = text; *c; c++)
+		if ((unsigned char)*c >= 0x80)
+			return true;
+	return false;
+}
+
 int dsn_build(const struct dsn_report *r, struct buf *out)
 {
+	/* Internationalized addresses need the global report of RFC 6533,
+	 * whose fields may hold UTF-8 and name such an address "utf-8". */
+	bool global = has_8bit(r->sender);
+	for (size_t i = 0; i < r->recipient_count; i++)
+		global |= has_8bit(r->recipients[i].address);
+	const char *report =
+		global ? "global-delivery-status" : "delivery-status";
 	uint8_t random[12];
 	char boundary[40];
 	randombytes_buf(random, sizeof(random));
@@ -110,17 +125,16 @@ int dsn_build(const struct dsn_report *r, struct buf *out)
 				     : "Undelivered mail returned to sender");
 	buf_append_cstr(out, "\r\nDate: ");
 	append_date(out, r->now);
-	buf_printf(
-		out,
-		"\r\nMessage-ID: <dsn.%s@%s>\r\n"
-		"Auto-Submitted: auto-replied\r\n"
-		"MIME-Version: 1.0\r\n"
-		"Content-Type: multipart/report; report-type=delivery-status;"
-		"\r\n\tboundary=\"%s\"\r\n\r\n"
-		"This is a delivery status notification in MIME format.\r\n"
-		"\r\n--%s\r\n"
-		"Content-Type: text/plain; charset=utf-8\r\n\r\n",
-		boundary + 6, r->hostname, boundary, boundary);
+	buf_printf(out,
+		   "\r\nMessage-ID: <dsn.%s@%s>\r\n"
+		   "Auto-Submitted: auto-replied\r\n"
+		   "MIME-Version: 1.0\r\n"
+		   "Content-Type: multipart/report; report-type=%s;"
+		   "\r\n\tboundary=\"%s\"\r\n\r\n"
+		   "This is a delivery status notification in MIME format.\r\n"
+		   "\r\n--%s\r\n"
+		   "Content-Type: text/plain; charset=utf-8\r\n\r\n",
+		   boundary + 6, r->hostname, report, boundary, boundary);
 
 	/* The part people read. */
 	if (r->delayed)
@@ -153,16 +167,18 @@ int dsn_build(const struct dsn_report *r, struct buf *out)
 
 	/* The part programs read (RFC 3464 section 2). */
 	buf_printf(out,
-		   "\r\n--%s\r\nContent-Type: message/delivery-status\r\n\r\n"
+		   "\r\n--%s\r\nContent-Type: message/%s\r\n\r\n"
 		   "Reporting-MTA: dns; %s\r\nArrival-Date: ",
-		   boundary, r->hostname);
+		   boundary, report, r->hostname);
 	append_date(out, r->arrival);
 	buf_append_cstr(out, "\r\n");
 	for (size_t i = 0; i < r->recipient_count; i++) {
 		const struct dsn_recipient *rc = &r->recipients[i];
 		char status[16];
 		dsn_status(rc->reply, r->delayed, status);
-		buf_append_cstr(out, "\r\nFinal-Recipient: rfc822; ");
+		buf_append_cstr(out, has_8bit(rc->address)
+					     ? "\r\nFinal-Recipient: utf-8; "
+					     : "\r\nFinal-Recipient: rfc822; ");
 		append_clean(out, rc->address);
 		buf_printf(out, "\r\nAction: %s\r\nStatus: %s\r\n",
 			   r->delayed ? "delayed" : "failed", status);

@@ -1011,6 +1011,21 @@ static int session(struct outbound *o, struct conn *c, struct mx_host *h,
 		return 0;
 	}
 
+	/* An address that is not ASCII needs SMTPUTF8 (RFC 6531); a server
+	 * without it cannot take the message at all (3.2). */
+	bool utf8 = needs_8bit(slice_cstr(sender));
+	for (size_t i = 0; i < count; i++)
+		utf8 |= needs_8bit(slice_cstr(r[i].address));
+	if (utf8 && !rep.smtputf8) {
+		for (size_t i = 0; i < count; i++)
+			set_result(&r[i], OUTBOUND_FAILED, false,
+				   "553 5.6.7 the receiving server does not "
+				   "support internationalized addresses "
+				   "(SMTPUTF8)",
+				   h->name);
+		return 0;
+	}
+
 	/* MAIL, RCPT and DATA: with PIPELINING in one write (RFC 2920). */
 	struct buf cmds;
 	buf_init(&cmds, 1024 * (count + 2));
@@ -1019,6 +1034,8 @@ static int session(struct outbound *o, struct conn *c, struct mx_host *h,
 		buf_printf(&cmds, " SIZE=%llu", (unsigned long long)size);
 	if (rep.eight_bit && needs_8bit(message))
 		buf_append_cstr(&cmds, " BODY=8BITMIME");
+	if (utf8)
+		buf_append_cstr(&cmds, " SMTPUTF8");
 	buf_append_cstr(&cmds, "\r\n");
 	size_t mail_end = cmds.n;
 	size_t rcpt_end[count > 0 ? count : 1];

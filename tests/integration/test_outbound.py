@@ -149,17 +149,26 @@ class Dsn:
         self.msg = email.message_from_bytes(raw, policy=email.policy.compat32)
         m = self.msg
         assert m.get_content_type() == "multipart/report", raw[:2000]
-        assert (m.get_param("report-type") or "").lower() == "delivery-status", m["Content-Type"]
+        # RFC 6533's global report where an address is not ASCII.
+        report = (m.get_param("report-type") or "").lower()
+        assert report in ("delivery-status", "global-delivery-status"), m["Content-Type"]
         parts = m.get_payload()
         types = [p.get_content_type() for p in parts]
-        status = [p for p in parts if p.get_content_type() == "message/delivery-status"]
+        status = [p for p in parts if p.get_content_type() == "message/" + report]
         assert len(status) == 1, types
         blocks = status[0].get_payload()
+        if report == "global-delivery-status":
+            # Python's parser splits only message/delivery-status into
+            # its blocks: split the global one by its empty lines.
+            text = (blocks[0].as_bytes() if isinstance(blocks, list)
+                    else status[0].get_payload(decode=True)).decode("utf-8", "replace")
+            blocks = [email.message_from_string(b.strip() + "\n", policy=email.policy.compat32)
+                      for b in re.split(r"\r?\n\r?\n", text) if b.strip()]
         assert isinstance(blocks, list) and len(blocks) >= 2, blocks
         self.per_message = {k.lower(): v for k, v in blocks[0].items()}
         self.recipients = {}
         for b in blocks[1:]:
-            fields = {k.lower(): " ".join(v.split()) for k, v in b.items()}
+            fields = {k.lower(): " ".join(str(v).split()) for k, v in b.items()}
             assert "final-recipient" in fields, fields
             self.recipients[_field_value(fields["final-recipient"])] = fields
         originals = [p for p in parts
@@ -365,6 +374,31 @@ def test_5xx_after_data_bounces_every_recipient_once(net):
     assert peer.delivered() == []
     stays(lambda: len(peer.transactions()) == 1 and len(a.messages(ALICE)) == 1, 2.5,
           "one attempt, one report")
+
+
+def test_internationalized_recipient_needs_smtputf8(net):
+    """A recipient whose address is not ASCII goes only to a server that
+    offers SMTPUTF8 (RFC 6531), with the SMTPUTF8 parameter; one without
+    it makes a 5.6.7 bounce, and never sees the address."""
+    net.make_dns({"p.test": mx_zone(PEER[0]), "q.test": mx_zone(PEER[1])})
+    plain = net.peer(PEER[0])
+    able = net.peer(PEER[1], hostname="mx.q.test", extensions=("SMTPUTF8",))
+    a = net.sender()
+    msg, _ = make_message(ALICE, "jörg@q.test")
+    with smtplib.SMTP(a.address, a.submission_port, timeout=30) as s:
+        s.starttls(context=tls_context())
+        s.login(ALICE, ALICE_PW)
+        assert s.sendmail(ALICE, ["jörg@q.test", "jörg@p.test"], msg,
+                          mail_options=["SMTPUTF8"]) == {}
+    [t] = able.wait_delivered(1)
+    assert t.rcpts == ["jörg@q.test"], t
+    assert "SMTPUTF8" in [p.upper() for p in t.mail_params], t.mail_params
+    [raw] = wait_inbox(a, ALICE, 1)
+    dsn = Dsn(raw)
+    assert_recipient(dsn, "jörg@p.test", "failed", "5")
+    assert "5.6.7" in raw.decode("utf-8", "replace")
+    wait_queue_empty(a)
+    assert plain.transactions() == [], "the address went to a server without SMTPUTF8"
 
 
 def test_one_transaction_per_domain(net):

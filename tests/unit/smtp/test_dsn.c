@@ -94,6 +94,26 @@ static void test_build(void)
 	CHECK(contains(&b, "Subject: Delayed mail"));
 	buf_free(&b);
 
+	/* An address that is not ASCII makes the report global (RFC 6533),
+	 * and an ASCII one stays rfc822 in it. */
+	struct dsn_recipient intl[2] = {
+		{"j\xc3\xb6rg@remote.test", "553 5.6.7 no SMTPUTF8", false,
+		 NULL},
+		{"bob@remote.test", "550 5.1.1 unknown", true, NULL},
+	};
+	report.delayed = false;
+	report.recipients = intl;
+	buf_init(&b, 1 << 20);
+	CHECK(dsn_build(&report, &b) == 0);
+	CHECK(contains(&b, "report-type=global-delivery-status;"));
+	CHECK(contains(&b, "Content-Type: message/global-delivery-status\r\n"));
+	CHECK(contains(&b,
+		       "Final-Recipient: utf-8; j\xc3\xb6rg@remote.test\r\n"));
+	CHECK(contains(&b, "Final-Recipient: rfc822; bob@remote.test\r\n"));
+	CHECK(!contains(&b, "report-type=delivery-status"));
+	buf_free(&b);
+	report.recipients = r;
+
 	/* Too small a buffer fails cleanly. */
 	buf_init(&b, 100);
 	CHECK(dsn_build(&report, &b) == -1);
