@@ -378,6 +378,22 @@ static bool all_stopped(const struct master *m)
 	return true;
 }
 
+/* The auth process stops last: workers ending their sessions may still
+ * be talking to it, and would log its going as a failure. */
+static void stop_auth_when_alone(struct master *m)
+{
+	struct child *auth = NULL;
+	for (size_t i = 0; i < m->child_count; i++) {
+		struct child *c = &m->children[i];
+		if (c->kind == CHILD_AUTH)
+			auth = c;
+		else if (c->pid != 0)
+			return;
+	}
+	if (auth != NULL && auth->pid != 0)
+		kill(auth->pid, SIGTERM);
+}
+
 static void child_exited(struct master *m, pid_t pid, int status)
 {
 	struct child *c = NULL;
@@ -401,6 +417,7 @@ static void child_exited(struct master *m, pid_t pid, int status)
 			 WEXITSTATUS(status));
 	if (m->stopping) {
 		log_info("%s process %ld %s", child_name(c), (long)pid, how);
+		stop_auth_when_alone(m);
 		if (all_stopped(m))
 			event_base_loopexit(m->base, NULL);
 		return;
@@ -444,9 +461,11 @@ static void begin_stop(struct master *m)
 	log_info("stopping");
 	for (size_t i = 0; i < m->child_count; i++) {
 		evtimer_del(m->children[i].restart_timer);
-		if (m->children[i].pid != 0)
+		if (m->children[i].pid != 0 &&
+		    m->children[i].kind != CHILD_AUTH)
 			kill(m->children[i].pid, SIGTERM);
 	}
+	stop_auth_when_alone(m);
 	if (all_stopped(m)) {
 		event_base_loopexit(m->base, NULL);
 		return;

@@ -159,6 +159,28 @@ def test_smtp_crash_loop_does_not_kill_master(dijk_factory):
     assert len(d.messages(ALICE)) == 1
 
 
+def test_auth_stops_after_the_workers(dijk_factory):
+    """On a stop, the workers end their logged-in sessions while the auth
+    process still answers: it is stopped only when it is the last child,
+    so no worker reports it lost."""
+    d = dijk_factory("authlast", {"workers": "2"})
+    user = "alice@example.test"
+    sessions = []
+    for _ in range(6):
+        s = smtplib.SMTP("127.0.0.1", d.submission_port, timeout=10)
+        s.login(user, PASSWORDS[user])
+        sessions.append(s)
+    assert d.stop() == 0
+    for s in sessions:
+        s.close()
+    logs = d.logs()
+    assert "lost the connection to the auth process" not in logs, logs[-3000:]
+    # The auth process's exit is the last one the master reports.
+    exits = [line for line in logs.splitlines() if "process" in line and
+             ("exited with" in line or "killed by" in line)]
+    assert exits and "auth process" in exits[-1], exits
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_whole_family(dijk_factory, sig):
     d = dijk_factory("stop", {"workers": "2"})
