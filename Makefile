@@ -42,6 +42,7 @@ bench: build deps-test
 	@bash bench/smtp/run.sh $(BUILD)/dijk
 	@bash bench/imap/run.sh $(BUILD)/dijk
 	@bash bench/webmail/run.sh $(BUILD)/dijk
+	@bash bench/outbound/run.sh $(BUILD)/dijk
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h' 'fuzz/*.c')
