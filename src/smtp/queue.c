@@ -326,9 +326,11 @@ static void job_done(void *arg)
 	size_t n = job->item.recipient_count;
 	bool expired =
 		now - job->item.created >= (time_t)cfg->queue_lifetime_seconds;
+	bool null_sender = job->item.sender[0] == '\0';
 	struct dsn_recipient *failed = xcalloc(n ? n : 1, sizeof(*failed));
 	struct dsn_recipient *delayed = xcalloc(n ? n : 1, sizeof(*delayed));
-	size_t failed_count = 0, delayed_count = 0, pending = 0;
+	struct store_queue_mark *marks = xcalloc(n ? n : 1, sizeof(*marks));
+	size_t failed_count = 0, delayed_count = 0, delivered = 0;
 	char(*expiry)[600] = xcalloc(n ? n : 1, sizeof(*expiry));
 	const char *last_error = "";
 
@@ -343,15 +345,11 @@ static void job_done(void *arg)
 			 r->remote_mta[0] ? " by " : "", r->remote_mta,
 			 r->reply);
 		if (r->status == OUTBOUND_DELIVERED) {
-			if (store_queue_recipient_done(q->store, job->item.id,
-						       address,
-						       STORE_RCPT_DELIVERED,
-						       r->reply, &error) != 0)
-				log_error("queue: %s", error);
+			marks[delivered++] = (struct store_queue_mark){
+				address, STORE_RCPT_DELIVERED, r->reply};
 			continue;
 		}
 		if (r->status == OUTBOUND_DEFERRED && !expired) {
-			pending++;
 			if (last_error[0] == '\0')
 				last_error = r->reply;
 			delayed[delayed_count++] = (struct dsn_recipient){
@@ -381,29 +379,36 @@ static void job_done(void *arg)
 		};
 	}
 
-	/* Failures: the notice first, then the mark (see the top). A
-	 * message with the null sender is itself a notice and gets none. */
-	bool notice_ok = true;
-	if (failed_count > 0 && job->item.sender[0] != '\0')
-		notice_ok =
-			send_notice(q, job, failed, failed_count, false) == 0;
-	for (size_t i = 0; i < failed_count && notice_ok; i++)
-		if (store_queue_recipient_done(
-			    q->store, job->item.id, failed[i].address,
-			    STORE_RCPT_FAILED, failed[i].reply, &error) != 0)
-			log_error("queue: %s", error);
-	if (!notice_ok)
-		pending += failed_count;
-
+	/* Notices to send: for the failures (a message with the null sender
+	 * is itself a notice and gets none), and once for the delay. */
+	bool failure_notice = failed_count > 0 && !null_sender;
 	bool delay_notified = job->item.delay_notified;
-	if (pending > 0 && !delay_notified &&
-	    cfg->queue_delay_notice_seconds > 0 &&
-	    now - job->item.created >=
-		    (time_t)cfg->queue_delay_notice_seconds) {
-		if (job->item.sender[0] == '\0' ||
-		    send_notice(q, job, delayed, delayed_count, true) == 0)
-			delay_notified = true;
+	bool delay_notice = delayed_count > 0 && !delay_notified &&
+			    cfg->queue_delay_notice_seconds > 0 &&
+			    now - job->item.created >=
+				    (time_t)cfg->queue_delay_notice_seconds;
+	size_t marked = delivered;
+	if (failure_notice || delay_notice) {
+		/* The delivered ones are marked before any notice, and a
+		 * failure after its notice is durable: a crash in between
+		 * then repeats a notice, never a delivery or a loss. */
+		if (delivered > 0 &&
+		    store_queue_mark(q->store, job->item.id, marks, delivered,
+				     &error) != 0)
+			log_error("queue: %s", error);
+		marked = 0;
 	}
+	bool notice_ok = !failure_notice ||
+			 send_notice(q, job, failed, failed_count, false) == 0;
+	if (notice_ok)
+		for (size_t i = 0; i < failed_count; i++)
+			marks[marked++] = (struct store_queue_mark){
+				failed[i].address, STORE_RCPT_FAILED,
+				failed[i].reply};
+	if (delay_notice &&
+	    (null_sender ||
+	     send_notice(q, job, delayed, delayed_count, true) == 0))
+		delay_notified = true;
 
 	unsigned step = job->item.attempts < cfg->queue_retry_count
 				? job->item.attempts
@@ -416,11 +421,13 @@ static void job_done(void *arg)
 	/* An attempt cut short by a stop does not count as one. */
 	if (q->stopping)
 		next = now;
-	if (store_queue_attempted(q->store, job->item.id, next, last_error,
-				  delay_notified, &error) != 0)
+	/* Usually the one commit of the attempt. */
+	if (store_queue_attempted(q->store, job->item.id, marks, marked, next,
+				  last_error, delay_notified, &error) != 0)
 		log_error("queue: %s", error);
 	forget(q, job->item.id);
 	free(expiry);
+	free(marks);
 	free(failed);
 	free(delayed);
 	free_job(job);
@@ -452,7 +459,7 @@ static void scan(struct queue *q)
 			 * for the admin and is tried again later. */
 			log_error("queue %llu: %s",
 				  (unsigned long long)job->item.id, error);
-			store_queue_attempted(q->store, job->item.id,
+			store_queue_attempted(q->store, job->item.id, NULL, 0,
 					      time(NULL) + 3600,
 					      "cannot read the message",
 					      job->item.delay_notified, &error);

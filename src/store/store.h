@@ -599,17 +599,24 @@ int store_queue_next(struct store *s, time_t *next_r, const char **error_r);
 /* Reads the message bytes into a malloc'd buffer the caller frees. */
 int store_queue_read(struct store *s, const struct store_queue_item *item,
 		     uint8_t **data_r, size_t *size_r, const char **error_r);
-/* Sets one recipient's status (delivered or failed) with its last reply. */
-int store_queue_recipient_done(struct store *s, uint64_t id,
-			       const char *address,
-			       enum store_recipient_status status,
-			       const char *reply, const char **error_r);
-/* Ends an attempt: counts it, keeps the error and the next attempt's time
- * and whether the delay notice went out; removes the message once no
+/* A recipient's fate: delivered or failed, with the last reply. */
+struct store_queue_mark {
+	const char *address;
+	enum store_recipient_status status;
+	const char *reply;
+};
+/* Records marks in one transaction. */
+int store_queue_mark(struct store *s, uint64_t id,
+		     const struct store_queue_mark *marks, size_t count,
+		     const char **error_r);
+/* Ends an attempt in one transaction: records marks (may be none),
+ * counts the attempt, keeps the error, the next attempt's time and
+ * whether the delay notice went out, and removes the message once no
  * recipient is pending. */
-int store_queue_attempted(struct store *s, uint64_t id, time_t next_attempt,
-			  const char *last_error, bool delay_notified,
-			  const char **error_r);
+int store_queue_attempted(struct store *s, uint64_t id,
+			  const struct store_queue_mark *marks, size_t count,
+			  time_t next_attempt, const char *last_error,
+			  bool delay_notified, const char **error_r);
 /* Makes every message due now. */
 int store_queue_flush(struct store *s, const char **error_r);
 /* Removes a message without a word to its sender. Returns 1 when it was

@@ -229,32 +229,68 @@ static int run(struct store *s, sqlite3_stmt *st, const char *what,
 	return 0;
 }
 
-int store_queue_recipient_done(struct store *s, uint64_t id,
-			       const char *address,
-			       enum store_recipient_status status,
-			       const char *reply, const char **error_r)
+static int put_marks(struct store *s, uint64_t id,
+		     const struct store_queue_mark *marks, size_t count,
+		     const char **error_r)
 {
+	if (count == 0)
+		return 0;
 	sqlite3_stmt *st =
 		store_prepare(s, s->meta,
 			      "UPDATE queue_recipient SET status = ?, reply = ?"
 			      " WHERE queue_id = ? AND address = ?");
-	if (st != NULL) {
-		sqlite3_bind_int(st, 1, (int)status);
-		sqlite3_bind_text(st, 2, reply, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)id);
-		sqlite3_bind_text(st, 4, address, -1, SQLITE_STATIC);
+	if (st == NULL) {
+		*error_r = s->error;
+		return -1;
 	}
-	return run(s, st, "queue recipient", error_r);
+	for (size_t i = 0; i < count; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int(st, 1, (int)marks[i].status);
+		sqlite3_bind_text(st, 2, marks[i].reply, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)id);
+		sqlite3_bind_text(st, 4, marks[i].address, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			*error_r =
+				store_db_error(s, s->meta, "queue recipient");
+			return -1;
+		}
+	}
+	sqlite3_finalize(st);
+	return 0;
 }
 
-int store_queue_attempted(struct store *s, uint64_t id, time_t next_attempt,
-			  const char *last_error, bool delay_notified,
-			  const char **error_r)
+int store_queue_mark(struct store *s, uint64_t id,
+		     const struct store_queue_mark *marks, size_t count,
+		     const char **error_r)
 {
+	*error_r = NULL;
 	if (store_exec(s, s->meta, "BEGIN IMMEDIATE") != 0) {
 		*error_r = s->error;
 		return -1;
 	}
+	if (put_marks(s, id, marks, count, error_r) != 0 ||
+	    store_exec(s, s->meta, "COMMIT") != 0) {
+		if (*error_r == NULL)
+			*error_r = s->error;
+		sqlite3_exec(s->meta, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+int store_queue_attempted(struct store *s, uint64_t id,
+			  const struct store_queue_mark *marks, size_t count,
+			  time_t next_attempt, const char *last_error,
+			  bool delay_notified, const char **error_r)
+{
+	*error_r = NULL;
+	if (store_exec(s, s->meta, "BEGIN IMMEDIATE") != 0) {
+		*error_r = s->error;
+		return -1;
+	}
+	if (put_marks(s, id, marks, count, error_r) != 0)
+		goto fail;
 	sqlite3_stmt *st = store_prepare(
 		s, s->meta,
 		"UPDATE queue SET attempts = attempts + 1, next_attempt = ?,"

@@ -99,11 +99,10 @@ static void test_due_and_order(struct store *s)
 
 	/* One recipient delivered, the other deferred: the message stays
 	 * with only the pending one, due at the next attempt. */
-	CHECK(store_queue_recipient_done(s, first, "a@one.test",
-					 STORE_RCPT_DELIVERED, "250 ok",
-					 &error) == 0);
-	CHECK(store_queue_attempted(s, first, 5000, "451 4.4.1 later", true,
-				    &error) == 0);
+	struct store_queue_mark ok = {"a@one.test", STORE_RCPT_DELIVERED,
+				      "250 ok"};
+	CHECK(store_queue_attempted(s, first, &ok, 1, 5000, "451 4.4.1 later",
+				    true, &error) == 0);
 	struct listing l = {0};
 	CHECK(store_queue_list(s, collect, &l, &error) == 0);
 	CHECK(l.count == 2);
@@ -127,10 +126,14 @@ static void test_due_and_order(struct store *s)
 	store_queue_item_free(&items[1]);
 
 	/* The last recipient failed: the message is gone. */
-	CHECK(store_queue_recipient_done(s, first, "b@two.test",
-					 STORE_RCPT_FAILED, "550 no",
-					 &error) == 0);
-	CHECK(store_queue_attempted(s, first, 6000, "", true, &error) == 0);
+	struct store_queue_mark no = {"b@two.test", STORE_RCPT_FAILED,
+				      "550 no"};
+	CHECK(store_queue_mark(s, first, &no, 1, &error) == 0);
+	memset(&l, 0, sizeof(l));
+	CHECK(store_queue_list(s, collect, &l, &error) == 0);
+	CHECK(l.count == 1); /* nothing pending: no longer listed */
+	CHECK(store_queue_attempted(s, first, NULL, 0, 6000, "", true,
+				    &error) == 0);
 	memset(&l, 0, sizeof(l));
 	CHECK(store_queue_list(s, collect, &l, &error) == 0);
 	CHECK(l.count == 1);
@@ -177,7 +180,8 @@ static void test_upgrade(void)
 	CHECK(store_queue_list(s, collect, &l, &error) == 0);
 	CHECK(l.count == 1 &&
 	      strcmp(l.lines[0], "1 old@example.test r@x.test 0 ") == 0);
-	CHECK(store_queue_attempted(s, 1, 20, "451 later", false, &error) == 0);
+	CHECK(store_queue_attempted(s, 1, NULL, 0, 20, "451 later", false,
+				    &error) == 0);
 	store_close(&s);
 	/* Opening again finds it done. */
 	s = store_open(data_dir, &error);
