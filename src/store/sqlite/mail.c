@@ -837,8 +837,10 @@ size_t store_deliver_batch(struct store *s, struct store_delivery *const *batch,
 	for (size_t i = 0; i < count; i++) {
 		batch[i]->result = 0;
 		batch[i]->error = NULL;
-		memset(batch[i]->uids, 0,
-		       batch[i]->account_count * sizeof(batch[i]->uids[0]));
+		if (batch[i]->account_count > 0)
+			memset(batch[i]->uids, 0,
+			       batch[i]->account_count *
+				       sizeof(batch[i]->uids[0]));
 		job_count += batch[i]->account_count;
 	}
 	/* 1. Bytes into blobs. */
