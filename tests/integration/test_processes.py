@@ -67,8 +67,11 @@ def port_refuses(port):
 def test_family_master_one_auth_n_smtp(dijk_factory):
     d = dijk_factory("family", {"workers": "2"})
     assert comm(d.proc.pid) == "dijk"
-    fam = wait_until(lambda: (f := family(d)) and len(f) == 8 and f, 10,
-                     what="eight children")
+    # A child is counted once it has its name (it takes it just after
+    # the fork).
+    fam = wait_until(lambda: (f := family(d)) and len(f) == 8 and
+                     all(n.startswith("dijk-") for n in f.values()) and f, 10,
+                     what="eight named children")
     names = sorted(fam.values())
     assert names == ["dijk-auth", "dijk-http", "dijk-http", "dijk-imap",
                      "dijk-imap", "dijk-queue", "dijk-smtp", "dijk-smtp"], fam
