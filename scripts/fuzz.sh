@@ -40,7 +40,7 @@ declare -A sources=(
 	[dkim]="src/smtp/dkim.c src/smtp/dns.c src/core/base64.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[spf]="src/smtp/spf.c src/smtp/dns.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[dmarc]="src/smtp/dmarc.c src/smtp/dns.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
-	[authres]="src/smtp/authres.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
+	[authres]="src/smtp/authres.c src/smtp/spf.c src/smtp/dkim.c src/smtp/dns.c src/core/base64.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[smtp_session]="src/smtp/session.c src/smtp/parser.c src/smtp/deliver.c
 		src/smtp/inbound.c src/smtp/spf.c src/smtp/dkim.c src/smtp/dmarc.c
 		src/smtp/authres.c src/smtp/dns.c
@@ -70,6 +70,7 @@ libs[dns]="$(pkg-config --libs libunbound)"
 libs[dkim]="$(pkg-config --libs libunbound openssl libsodium)"
 libs[spf]="$(pkg-config --libs libunbound)"
 libs[dmarc]="$(pkg-config --libs libunbound libpsl)"
+libs[authres]="$(pkg-config --libs libunbound openssl libsodium)"
 
 failed=0
 for name in $(printf '%s\n' "${!sources[@]}" | sort); do
