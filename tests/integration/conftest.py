@@ -3,6 +3,7 @@ loopback ports in a temporary data directory, and helpers to look inside
 its store through the admin CLI."""
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -36,17 +37,36 @@ NO_DNS_RESOLVER = "none"
 _handed_out = set()
 
 
+def _port_pool():
+    """Ports below the kernel's ephemeral range: no outgoing connection
+    (dijk's deliveries, bound to 127.0.0.X, make many) can hold one of
+    them as its source port when a server wants to listen on it."""
+    try:
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(1024, low - 12000), low)
+
+
 def free_port():
     """A port nothing listens on now, and never one handed out before in
-    this test run: a server's seven ports are picked before it binds them,
-    and the kernel may offer a released port again at once."""
+    this test run: a server's seven ports are picked before it binds them.
+    Picked from below the ephemeral range, free on every loopback address
+    the tests use."""
+    pool = _port_pool()
+    rng = random.Random()
     while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
+        port = rng.choice(pool)
+        if port in _handed_out:
+            continue
+        try:
+            for host in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+                with socket.socket() as s:
+                    s.bind((host, port))
+        except OSError:
+            continue
+        _handed_out.add(port)
+        return port
 
 
 def free_udp_port():
