@@ -441,7 +441,6 @@ static void scan(struct queue *q)
 	size_t room = q->cfg->queue_deliveries - q->in_flight_count;
 	if (room == 0)
 		return;
-	keys_refresh(q);
 	struct store_queue_item *items = xcalloc(room, sizeof(*items));
 	const char *error;
 	ssize_t count =
@@ -481,6 +480,8 @@ static void scan(struct queue *q)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
+	/* Once a second, not per scan: a scan follows every delivery. */
+	keys_refresh(arg);
 	scan(arg);
 }
 
