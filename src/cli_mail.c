@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "smtp/dkim.h"
 #include "smtp/dns.h"
+#include "smtp/mtasts.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -20,8 +21,6 @@
 #define CLI_MAX_MESSAGE (64u * 1024 * 1024)
 /* TTL printed with every record. */
 #define CLI_DNS_TTL 3600
-/* The MTA-STS policy's max_age: one week. */
-#define CLI_MTA_STS_MAX_AGE 604800
 /* Selector prefixes tried by rotate in one month: dYYYYMM, dYYYYMM-2... */
 #define CLI_MAX_SELECTOR_TRIES 99
 
@@ -389,12 +388,16 @@ static void print_srv(const char *service, const char *domain,
 	       CLI_DNS_TTL, priority, (unsigned)port, cfg->hostname);
 }
 
-/* The MTA-STS policy text (RFC 8461 3.2), CRLF-separated as served. */
+/* The MTA-STS policy text exactly as the web server serves it
+ * (mta_sts_own_policy), so that its id follows what is served. */
 static char *mta_sts_policy(const struct config *cfg)
 {
-	return xasprintf("version: STSv1\r\nmode: enforce\r\nmx: %s\r\n"
-			 "max_age: %d\r\n",
-			 cfg->hostname, CLI_MTA_STS_MAX_AGE);
+	struct buf b;
+	buf_init(&b, 1024);
+	mta_sts_own_policy(cfg->hostname, &b);
+	buf_cstr(&b);
+	size_t n;
+	return (char *)buf_steal(&b, &n);
 }
 
 /* The policy id: it changes exactly when the policy text does. */
