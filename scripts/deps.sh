@@ -8,6 +8,7 @@ build_packages=(
 	build-essential meson ninja-build pkg-config
 	libevent-dev libssl-dev libsodium-dev libsqlite3-dev zlib1g-dev
 	libgumbo-dev libjansson-dev libunbound-dev libpsl-dev dns-root-data
+	libseccomp-dev liboath-dev libqrencode-dev
 	openssl
 )
 # Packages for the test suite and the benchmarks.
@@ -15,7 +16,7 @@ test_packages=(
 	clang libclang-rt-14-dev llvm clang-format cppcheck
 	python3 python3-pytest
 	swaks libnet-ssleay-perl postfix
-	nsd ldnsutils opendkim opendkim-tools
+	nsd ldnsutils opendkim opendkim-tools oathtool zbar-tools binutils
 	isync mutt tmux
 	dovecot-imapd
 	chromium
