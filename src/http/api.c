@@ -266,14 +266,19 @@ void http_run_on_pool(struct http_call *c,
 
 /* ---- Login, logout, session ---- */
 
+/* The session cookie lives as long as the browser session: no Expires or
+ * Max-Age, so a closed browser forgets it (the server ends it anyway after
+ * http.session_idle or http.session_lifetime). clear asks the browser to
+ * drop it at once (Max-Age=0), at logout. */
 static void set_session_cookie(struct http_call *c, const char *value,
-			       unsigned max_age)
+			       bool clear)
 {
 	char cookie[200];
-	snprintf(cookie, sizeof(cookie),
-		 HTTP_SESSION_COOKIE "=%s; Max-Age=%u; Path=/; Secure;"
-				     " HttpOnly; SameSite=Strict",
-		 value, max_age);
+	int n = snprintf(cookie, sizeof(cookie),
+			 HTTP_SESSION_COOKIE "=%s;%s Path=/; Secure;"
+					     " HttpOnly; SameSite=Strict",
+			 value, clear ? " Max-Age=0;" : "");
+	DIJK_ASSERT(n > 0 && (size_t)n < sizeof(cookie));
 	evhttp_add_header(evhttp_request_get_output_headers(c->req),
 			  "Set-Cookie", cookie);
 }
@@ -443,8 +448,7 @@ static void logged_in(void *context, enum auth_result result,
 		return;
 	char text[HTTP_TOKEN_TEXT_SIZE];
 	encode(token, AUTH_TOKEN_SIZE, text, sizeof(text));
-	set_session_cookie(c, text,
-			   c->server->config->session_lifetime_seconds);
+	set_session_cookie(c, text, false);
 	sodium_memzero(text, sizeof(text));
 	/* The reply comes with the account's choice of brand, read on the
 	 * pool. */
@@ -521,7 +525,7 @@ static void logged_out(void *context, enum auth_result result,
 		return;
 	}
 	if (!c->gone)
-		set_session_cookie(c, "", 0);
+		set_session_cookie(c, "", true);
 	finish_text(c, 200, "{}");
 }
 
