@@ -59,6 +59,12 @@ sources[imap_session]="src/imap/session.c src/imap/command.c src/imap/fetch.c
 		src/core/log.c src/core/net.c src/core/pool.c src/core/utf8.c src/core/util.c
 		src/imap/server.c src/imap/compress.c src/auth/authd.c src/store/thread.c
 		src/auth/password.c"
+# The http session target runs the whole worker but its process glue: every
+# library source, and the webmail's files embedded as the build does.
+mkdir -p "$out/gen"
+python3 scripts/embed.py "$out/gen/web_assets.c" web $(git ls-files 'web/*' 2>/dev/null || ls web/*.*)
+sources[http_session]="$(ls src/core/*.c src/store/*.c src/store/sqlite/*.c src/auth/*.c \
+	src/mime/*.c src/imap/*.c src/smtp/*.c src/http/*.c | tr '\n' ' ') $out/gen/web_assets.c"
 # Libraries of the targets that need them.
 declare -A libs=(
 	[smtp_session]="$(pkg-config --libs libevent_core libevent_openssl openssl libsodium sqlite3 libunbound libpsl) -lpthread"
@@ -70,6 +76,7 @@ libs[dns]="$(pkg-config --libs libunbound)"
 libs[dkim]="$(pkg-config --libs libunbound openssl libsodium)"
 libs[spf]="$(pkg-config --libs libunbound)"
 libs[dmarc]="$(pkg-config --libs libunbound libpsl)"
+libs[http_session]="$(pkg-config --libs libevent_core libevent_extra libevent_openssl openssl libsodium sqlite3 libunbound libpsl gumbo jansson zlib) -lpthread"
 libs[authres]="$(pkg-config --libs libunbound openssl libsodium)"
 
 failed=0

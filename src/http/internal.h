@@ -65,6 +65,15 @@ struct http_server {
 	bool stopping;
 };
 
+struct evhttp;
+/* Sets the limits every front end of the worker keeps: methods, header
+ * and body sizes, timeout. */
+void http_limit(struct evhttp *http);
+/* Answers one request of a front end (tls: it came over HTTPS). Also the
+ * entry point of the fuzz target, which runs the front end in-process. */
+void http_handle_request(struct http_server *server, struct evhttp_request *req,
+			 bool tls);
+
 /* Tells the other processes (through the master) and this worker's own
  * push streams that an account's mail changed. */
 void http_notify(struct http_server *server, uint64_t account_id);

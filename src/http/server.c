@@ -311,7 +311,13 @@ struct front {
 static void handle(struct evhttp_request *req, void *arg)
 {
 	struct front *f = arg;
-	struct http_call c = {.server = f->server, .req = req, .tls = f->tls};
+	http_handle_request(f->server, req, f->tls);
+}
+
+void http_handle_request(struct http_server *server, struct evhttp_request *req,
+			 bool tls)
+{
+	struct http_call c = {.server = server, .req = req, .tls = tls};
 	struct evhttp_connection *conn = evhttp_request_get_connection(req);
 	char *peer = NULL;
 	ev_uint16_t port = 0;
@@ -367,6 +373,17 @@ static struct bufferevent *tls_bev(struct event_base *base, void *arg)
 	return bufferevent_openssl_socket_new(base, -1, ssl,
 					      BUFFEREVENT_SSL_ACCEPTING,
 					      BEV_OPT_CLOSE_ON_FREE);
+}
+
+void http_limit(struct evhttp *http)
+{
+	evhttp_set_allowed_methods(
+		http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+			      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+			      EVHTTP_REQ_OPTIONS);
+	evhttp_set_max_headers_size(http, HTTP_MAX_HEADERS_SIZE);
+	evhttp_set_max_body_size(http, HTTP_MAX_BODY_SIZE);
+	evhttp_set_timeout(http, HTTP_TIMEOUT_SECONDS);
 }
 
 struct worker {
@@ -491,13 +508,7 @@ int http_worker_run(const struct http_worker_params *p)
 			continue;
 		}
 		struct evhttp *http = evhttp_new(server->base);
-		evhttp_set_allowed_methods(
-			http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-				      EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-				      EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
-		evhttp_set_max_headers_size(http, HTTP_MAX_HEADERS_SIZE);
-		evhttp_set_max_body_size(http, HTTP_MAX_BODY_SIZE);
-		evhttp_set_timeout(http, HTTP_TIMEOUT_SECONDS);
+		http_limit(http);
 		w->fronts[i] = (struct front){server, i == 1};
 		evhttp_set_gencb(http, handle, &w->fronts[i]);
 		if (i == 1)
