@@ -496,6 +496,8 @@ static void print_queued(const struct store_queue_info *q, void *context)
 	if (q->next_attempt > time(NULL) &&
 	    gmtime_r(&q->next_attempt, &tm) != NULL)
 		strftime(next, sizeof(next), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (q->quarantined)
+		snprintf(next, sizeof(next), "never (quarantined)");
 	printf("%llu <%s> %s %llu attempts=%u next=%s",
 	       (unsigned long long)q->id, q->sender, q->recipients,
 	       (unsigned long long)q->size, q->attempts, next);

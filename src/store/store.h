@@ -568,6 +568,7 @@ struct store_queue_info {
 	time_t next_attempt;
 	unsigned attempts;
 	const char *last_error; /* "" before the first attempt */
+	bool quarantined;	/* its integrity MAC failed: never sent */
 };
 int store_queue_list(struct store *s,
 		     void (*fn)(const struct store_queue_info *info,
@@ -590,7 +591,9 @@ struct store_queue_item {
 void store_queue_item_free(struct store_queue_item *item);
 
 /* Fills items_r with up to max messages whose next attempt is due at now,
- * earliest first, leaving out the ids in skip. Returns the count or -1. */
+ * earliest first, leaving out the ids in skip. A message whose integrity
+ * MAC does not hold is quarantined (logged, kept, never returned again).
+ * Returns the count or -1. */
 ssize_t store_queue_due(struct store *s, time_t now, const uint64_t *skip,
 			size_t skip_count, struct store_queue_item *items_r,
 			size_t max, const char **error_r);

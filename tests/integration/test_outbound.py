@@ -771,6 +771,37 @@ def test_restart_during_retries_keeps_queue(net):
     stays(lambda: len(peer.delivered()) == 1, 2, "one copy")
 
 
+def test_queue_entry_edited_on_disk_is_quarantined_not_sent(net):
+    """The queue is read back as untrusted data (SECURITY.md 8): a message
+    whose envelope was edited in meta.db behind dijk's back fails its MAC,
+    is logged and kept as quarantined, and never goes out; the message
+    queued beside it is delivered as usual."""
+    import sqlite3
+    net.make_dns({"p.test": mx_zone(PEER[0])})
+    a = net.sender()
+    kept, _ = make_message(ALICE, "x@p.test")
+    edited, _ = make_message(ALICE, "y@p.test")
+    assert submit(a, ["x@p.test"], kept) == {}  # nothing listens yet
+    assert submit(a, ["y@p.test"], edited) == {}
+    entries = {e["rcpts"][0]: e for e in queue_entries(a)}
+    assert set(entries) == {"x@p.test", "y@p.test"}
+    assert a.stop() == 0
+    db = sqlite3.connect(a.data / "meta.db")
+    with db:
+        db.execute("UPDATE queue_recipient SET address = 'z@p.test'"
+                   " WHERE queue_id = ?", (entries["y@p.test"]["id"],))
+    db.close()
+    a.start()
+    peer = net.peer(PEER[0])
+    [t] = peer.wait_delivered(1)
+    assert t.data.endswith(kept) and t.rcpts == ["x@p.test"]
+    wait_until(lambda: "integrity check" in a.logs(), 15, what="the quarantine log")
+    [left] = a.queue()
+    assert left.startswith(f"{entries['y@p.test']['id']} ") and "quarantined" in left
+    assert a.cli("queue", "flush").returncode == 0
+    stays(lambda: len(peer.delivered()) == 1, 3, "no copy of the edited message")
+
+
 # --- bounces to a remote sender ----------------------------------------------------
 
 @pytest.mark.parametrize("sender_mx", ["accepts", "refuses"])

@@ -26,6 +26,10 @@ struct store {
 	struct store_account accounts[STORE_ACCOUNT_CACHE];
 	uint64_t use_counter;
 	char error[512];
+	/* The key of the queue's integrity MACs (queue.key), read on first
+	 * use. */
+	bool queue_key_loaded;
+	uint8_t queue_key[32];
 };
 
 /* Opens a database with dijk's settings (WAL, full sync, busy timeout). */
@@ -46,6 +50,10 @@ sqlite3 *store_account(struct store *s, uint64_t account_id,
 sqlite3_stmt *store_prepare(struct store *s, sqlite3 *db, const char *sql);
 /* Closes an account's index if open, and removes its files. */
 int store_account_remove(struct store *s, uint64_t account_id);
+
+/* Seals queue row id (inserted with its recipients in the caller's write
+ * transaction) with its integrity MAC. 0, or -1 with s->error. */
+int store_queue_seal(struct store *s, uint64_t id);
 
 /* Takes the next MODSEQ of the account (inside the caller's write
  * transaction). Returns 0 with s->error on failure. */

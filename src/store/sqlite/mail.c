@@ -814,6 +814,8 @@ static int queue_batch(struct store *s, struct store_delivery *const *batch,
 				goto fail;
 			}
 		}
+		if (store_queue_seal(s, (uint64_t)id) != 0)
+			goto fail;
 	}
 	sqlite3_finalize(q);
 	sqlite3_finalize(r);

@@ -1,7 +1,8 @@
 /* test_queue.c: unit tests for the outbound queue in the store
  * (src/store/sqlite/queue.c): what is due and in which order, recipients
  * marked one by one, a message leaving once none is pending, flush,
- * delete, and an older meta.db upgraded on open. */
+ * delete, an older meta.db upgraded on open, and a message edited in the
+ * database behind dijk's back quarantined, never sent. */
 #include "unit.h"
 
 #include "store/store.h"
@@ -51,6 +52,13 @@ static void collect(const struct store_queue_info *q, void *context)
 			 "%llu %s %s %u %s", (unsigned long long)q->id,
 			 q->sender, q->recipients, q->attempts, q->last_error);
 	l->count++;
+}
+
+static void collect_quarantined(const struct store_queue_info *q, void *context)
+{
+	struct listing *l = context;
+	if (q->quarantined)
+		l->count++;
 }
 
 static void test_due_and_order(struct store *s)
@@ -144,6 +152,99 @@ static void test_due_and_order(struct store *s)
 	CHECK(store_queue_next(s, &next, &error) == 0 && next == 0);
 }
 
+/* Each edit of a queued message made outside dijk: the message is
+ * quarantined at its next due read and never returned again, while an
+ * untouched one beside it goes out. */
+/* sql with each "@ID" replaced by id. */
+static void with_id(const char *sql, int id, char *out, size_t size)
+{
+	size_t w = 0;
+	for (const char *p = sql; *p && w + 16 < size;) {
+		if (strncmp(p, "@ID", 3) == 0) {
+			w += (size_t)snprintf(out + w, size - w, "%d", id);
+			p += 3;
+		} else {
+			out[w++] = *p++;
+		}
+	}
+	out[w] = '\0';
+}
+
+static void test_tampering(void)
+{
+	static const char *const edits[] = {
+		"UPDATE queue SET sender = 'evil@example.test' WHERE id = @ID",
+		"UPDATE queue SET blob = 'other' WHERE id = @ID",
+		"UPDATE queue SET size = size + 1 WHERE id = @ID",
+		"UPDATE queue SET created = created - 1 WHERE id = @ID",
+		"UPDATE queue SET mac = NULL WHERE id = @ID",
+		"UPDATE queue SET mac = zeroblob(32) WHERE id = @ID",
+		"UPDATE queue_recipient SET address = 'x@evil.test'"
+		" WHERE queue_id = @ID",
+		"INSERT INTO queue_recipient (queue_id, address)"
+		" VALUES (@ID, 'more@evil.test')",
+		/* The same row under another id: a message sent twice. */
+		"INSERT INTO queue (id, sender, blob, size, created,"
+		" next_attempt, mac) SELECT id + 1000, sender, blob, size,"
+		" created, next_attempt, mac FROM queue WHERE id = @ID;"
+		"INSERT INTO queue_recipient (queue_id, address) SELECT"
+		" queue_id + 1000, address FROM queue_recipient"
+		" WHERE queue_id = @ID;"
+		"DELETE FROM queue WHERE id = @ID",
+	};
+	const char *error;
+	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+		struct store *s = store_open(data_dir, &error);
+		CHECK(s != NULL);
+		if (s == NULL)
+			return;
+		/* Start from an empty queue. */
+		sqlite3 *db;
+		char path[512], sql[1024];
+		snprintf(path, sizeof(path), "%s/meta.db", data_dir);
+		CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+		CHECK(sqlite3_exec(db,
+				   "DELETE FROM queue_recipient;"
+				   " DELETE FROM queue;",
+				   NULL, NULL, NULL) == SQLITE_OK);
+		sqlite3_close(db);
+		const char *rcpt[] = {"r@remote.test"};
+		enqueue(s, "alice@example.test", "Subject: a\r\n\r\nx\r\n",
+			rcpt, 1, 100);
+		enqueue(s, "bob@example.test", "Subject: b\r\n\r\ny\r\n", rcpt,
+			1, 101);
+		struct listing l = {0};
+		CHECK(store_queue_list(s, collect, &l, &error) == 0);
+		int first = atoi(l.lines[0]);
+		store_close(&s);
+
+		with_id(edits[i], first, sql, sizeof(sql));
+		CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+		int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+		CHECK_CASE(rc == SQLITE_OK, i, edits[i]);
+		sqlite3_close(db);
+
+		s = store_open(data_dir, &error);
+		struct store_queue_item items[8];
+		ssize_t n = store_queue_due(s, 1000, NULL, 0, items, 8, &error);
+		CHECK_CASE(n == 1, i, edits[i]);
+		if (n == 1)
+			CHECK_CASE(strcmp(items[0].sender,
+					  "bob@example.test") == 0,
+				   i, edits[i]);
+		for (ssize_t k = 0; k < n; k++)
+			store_queue_item_free(&items[k]);
+		/* Quarantined for good: not due again, and listed so. */
+		CHECK(store_queue_due(s, 1000, NULL, 0, items, 8, &error) == 1);
+		store_queue_item_free(&items[0]);
+		struct listing after = {0};
+		CHECK(store_queue_list(s, collect_quarantined, &after,
+				       &error) == 0);
+		CHECK_CASE(after.count == 1, i, edits[i]);
+		store_close(&s);
+	}
+}
+
 /* A meta.db from before the queue kept its errors opens and upgrades. */
 static void test_upgrade(void)
 {
@@ -180,6 +281,10 @@ static void test_upgrade(void)
 	CHECK(store_queue_list(s, collect, &l, &error) == 0);
 	CHECK(l.count == 1 &&
 	      strcmp(l.lines[0], "1 old@example.test r@x.test 0 ") == 0);
+	/* Sealed at the upgrade: due, and whole. */
+	struct store_queue_item item;
+	CHECK(store_queue_due(s, 10, NULL, 0, &item, 1, &error) == 1);
+	store_queue_item_free(&item);
 	CHECK(store_queue_attempted(s, 1, NULL, 0, 20, "451 later", false,
 				    &error) == 0);
 	store_close(&s);
@@ -204,6 +309,7 @@ int main(void)
 		store_close(&s);
 	}
 	test_upgrade();
+	test_tampering();
 	nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return unit_result("store_queue");
 }
