@@ -317,7 +317,9 @@ static bool is_tchar(unsigned char ch)
  * RFC 9112 6.3 (one Content-Length of digits only; Transfer-Encoding
  * only "chunked"; never both), 3.2 (exactly one Host in HTTP/1.1), 5.1
  * (no space before the colon: the name must be a token) and RFC 9110 5.5
- * (no NUL or other control character in a value). Returns 0, or the
+ * (no CR or LF in a value: another parser could end the line there;
+ * other control characters are tolerated and replaced where a value is
+ * kept, as browsers send them in User-Agent). Returns 0, or the
  * status to answer with and *reason_r. The connection is closed after
  * such an answer, since the end of the request is unknown. */
 static int check_head(struct evhttp_request *req, const char **reason_r)
@@ -338,12 +340,9 @@ static int check_head(struct evhttp_request *req, const char **reason_r)
 				return 400;
 			}
 		}
-		for (const unsigned char *v = (const unsigned char *)h->value;
-		     *v; v++) {
-			if ((*v < 0x20 && *v != '\t') || *v == 0x7f) {
-				*reason_r = "Control character in a header";
-				return 400;
-			}
+		if (strpbrk(h->value, "\r\n") != NULL) {
+			*reason_r = "Line break in a header";
+			return 400;
 		}
 		if (strcasecmp(h->key, "Host") == 0) {
 			hosts++;
