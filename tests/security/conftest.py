@@ -19,6 +19,7 @@ import socket
 import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -274,10 +275,13 @@ def tls_handshake(d, endpoint, minimum=None, maximum=None, ciphers=None):
         ctx.set_ciphers((ciphers or "DEFAULT") + ":@SECLEVEL=0")
     except ssl.SSLError:
         return False, "not offered", None  # this OpenSSL lacks them all
-    if minimum:
-        ctx.minimum_version = minimum
-    if maximum:
-        ctx.maximum_version = maximum
+    with warnings.catch_warnings():
+        # Old versions are deprecated: offering them is the point here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if minimum:
+            ctx.minimum_version = minimum
+        if maximum:
+            ctx.maximum_version = maximum
     raw = socket.create_connection(("127.0.0.1", getattr(d, attr)), timeout=10)
     try:
         if starttls:
