@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import (CORE, MAIL, RawImap, add_account, assert_imap_serves,
+from conftest import (SLOW, RawImap, add_account, assert_imap_serves,
                       assert_tree_grew_only_in_store, tree, Web)
 
 
@@ -67,7 +67,7 @@ def read_every_way(server, reader, data, sections=("1", "2", "1.1", "TEXT")):
     Returns (the JMAP Email, {IMAP item: response})."""
     box = f"mime{uuid.uuid4().hex[:8]}"
     got = {}
-    with RawImap(server.imap_port) as c:
+    with RawImap(server.imap_port, timeout=15 * SLOW) as c:
         c.login(reader.user, reader.password)
         assert c.cmd(f"CREATE {box}")[1] == "OK CREATE completed"
         # NUL bytes may come only in a literal8 (RFC 3516).
