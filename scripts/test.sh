@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: C unit tests, fuzz targets (briefly, under ASan+UBSan),
-# the integration suite against build/dijk, then the integration suite once
-# more against an ASan+UBSan build. Ends with one line "N passed, N failed".
+# the integration suite and the bad-input security suite (tests/security)
+# against build/dijk, then both once more against an ASan+UBSan build.
+# Ends with one line "N passed, N failed".
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --asan     only the sanitizer build and its suite
@@ -79,13 +80,24 @@ run_unit() {
 	done
 }
 
-run_integration() { # label dijk-binary
-	local label=$1 bin=$2 xml
+# A pytest directory against one binary. tests/integration and
+# tests/security each have a conftest.py of their own, so they run as
+# separate pytest sessions.
+run_pytest_dir() { # name label dijk-binary directory
+	local name=$1 label=$2 bin=$3 dir=$4 xml
 	xml=$(mktemp --suffix=.xml)
-	echo "== integration tests ($label)"
+	echo "== $name tests ($label)"
 	DIJK_BIN=$bin $PYTHON -m pytest -q -p no:cacheprovider \
-		--junitxml="$xml" tests/integration
-	record_pytest "integration ($label)" "$xml" $?
+		--junitxml="$xml" "$dir"
+	record_pytest "$name ($label)" "$xml" $?
+}
+
+run_integration() { # label dijk-binary
+	run_pytest_dir integration "$1" "$2" tests/integration
+}
+
+run_security() { # label dijk-binary
+	run_pytest_dir security "$1" "$2" tests/security
 }
 
 run_fuzz() {
@@ -112,6 +124,7 @@ test_asan() {
 		record "unit (asan) ${t##*/}" $status
 	done
 	DIJK_SANITIZED=1 run_integration "asan" "$PWD/build-asan/dijk"
+	DIJK_SANITIZED=1 run_security "asan" "$PWD/build-asan/dijk"
 	unset ASAN_OPTIONS UBSAN_OPTIONS
 }
 
@@ -127,6 +140,7 @@ all | --all)
 	run_lint
 	run_unit
 	run_integration "release" "$PWD/build/dijk"
+	run_security "release" "$PWD/build/dijk"
 	# The sanitizer build compiles on one core while the fuzzers run on
 	# the other: neither is timed, and the suite ends sooner.
 	echo "== ASan+UBSan build (in the background)"
@@ -149,6 +163,7 @@ all | --all)
 	build_normal || record "build" 1
 	run_unit
 	run_integration "release" "$PWD/build/dijk"
+	run_security "release" "$PWD/build/dijk"
 	;;
 *)
 	echo "usage: $0 [--asan|--quick]" >&2

@@ -21,12 +21,14 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <strings.h>
+#include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 
 /* The webmail's own pages: scripts only from us, no inline script or
@@ -303,6 +305,74 @@ static bool safe_host(const char *host)
 	return true;
 }
 
+/* RFC 9110 5.6.2 token characters: what a field name may hold. */
+static bool is_tchar(unsigned char ch)
+{
+	return isalnum(ch) || (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* The checks of a request's head that libevent leaves out, each of which
+ * would otherwise let two parsers (ours and a proxy's, or libevent's and
+ * the next request's) see different messages (request smuggling):
+ * RFC 9112 6.3 (one Content-Length of digits only; Transfer-Encoding
+ * only "chunked"; never both), 3.2 (exactly one Host in HTTP/1.1), 5.1
+ * (no space before the colon: the name must be a token) and RFC 9110 5.5
+ * (no CR or LF in a value: another parser could end the line there;
+ * other control characters are tolerated and replaced where a value is
+ * kept, as browsers send them in User-Agent). Returns 0, or the
+ * status to answer with and *reason_r. The connection is closed after
+ * such an answer, since the end of the request is unknown. */
+static int check_head(struct evhttp_request *req, const char **reason_r)
+{
+	struct evkeyvalq *headers = evhttp_request_get_input_headers(req);
+	unsigned hosts = 0, lengths = 0, encodings = 0;
+	struct evkeyval *h;
+	TAILQ_FOREACH(h, headers, next)
+	{
+		const unsigned char *name = (const unsigned char *)h->key;
+		if (*name == '\0') {
+			*reason_r = "Bad header field name";
+			return 400;
+		}
+		for (; *name; name++) {
+			if (!is_tchar(*name)) {
+				*reason_r = "Bad header field name";
+				return 400;
+			}
+		}
+		if (strpbrk(h->value, "\r\n") != NULL) {
+			*reason_r = "Line break in a header";
+			return 400;
+		}
+		if (strcasecmp(h->key, "Host") == 0) {
+			hosts++;
+		} else if (strcasecmp(h->key, "Content-Length") == 0) {
+			lengths++;
+			const char *v = h->value;
+			if (*v == '\0' ||
+			    strspn(v, "0123456789") != strlen(v)) {
+				*reason_r = "Bad Content-Length";
+				return 400;
+			}
+		} else if (strcasecmp(h->key, "Transfer-Encoding") == 0) {
+			encodings++;
+			if (strcasecmp(h->value, "chunked") != 0) {
+				*reason_r = "Transfer-Encoding not supported";
+				return 501;
+			}
+		}
+	}
+	if (lengths > 1 || encodings > 1 || (lengths && encodings)) {
+		*reason_r = "Conflicting message length";
+		return 400;
+	}
+	if (req->major == 1 && req->minor >= 1 ? hosts != 1 : hosts > 1) {
+		*reason_r = "A request needs exactly one Host";
+		return 400;
+	}
+	return 0;
+}
+
 struct front {
 	struct http_server *server;
 	bool tls;
@@ -325,6 +395,14 @@ void http_handle_request(struct http_server *server, struct evhttp_request *req,
 	c.loopback = peer != NULL && is_loopback(peer);
 	snprintf(c.remote, sizeof(c.remote), "%s", peer ? peer : "");
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	const char *reason = NULL;
+	int refused = check_head(req, &reason);
+	if (refused != 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+				  "Connection", "close");
+		http_send_error(&c, refused, reason);
+		return;
+	}
 	if (!parse_target(&c)) {
 		http_send_error(&c, 400, "Bad request target");
 		return;

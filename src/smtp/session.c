@@ -71,6 +71,12 @@ struct smtp_session {
 	bool starttls_pending;
 	enum session_state state;
 	struct event *greet_timer;
+	/* Armed while a command or text line is incomplete: the whole line
+	 * must arrive within smtp.timeout, however slowly it trickles. */
+	struct event *line_timer;
+	bool line_timer_armed;
+	uint64_t lines_done; /* command lines read, for the line timer */
+	uint64_t line_mark;  /* progress when the line timer was armed */
 	unsigned errors;
 	bool freeing;
 
@@ -181,6 +187,8 @@ static void session_free(struct smtp_session *s, const char *reason)
 		s->check->s = NULL;
 	if (s->greet_timer != NULL)
 		event_free(s->greet_timer);
+	if (s->line_timer != NULL)
+		event_free(s->line_timer);
 	transaction_reset(s);
 	if (s->bev != NULL) {
 		/* End TLS properly: a close_notify before the FIN. */
@@ -934,6 +942,7 @@ static int process_line(struct smtp_session *s, struct evbuffer *in)
 	uint8_t line[SMTP_MAX_AUTH_LINE];
 	memcpy(line, p, len - 2);
 	evbuffer_drain(in, len);
+	s->lines_done++;
 	struct slice l = slice_make(line, len - 2);
 	if (s->state == STATE_AUTH_LINE)
 		auth_line(s, l);
@@ -984,6 +993,56 @@ static void process_bdat(struct smtp_session *s, struct evbuffer *in)
 	}
 }
 
+static void line_too_slow(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct smtp_session *s = arg;
+	s->line_timer_armed = false;
+	if (s->state != STATE_COMMAND && s->state != STATE_AUTH_LINE &&
+	    s->state != STATE_DATA)
+		return; /* our own wait, or a BDAT chunk: not a line */
+	reply(s, "421 4.4.2 Timeout, closing connection");
+	session_close(s, "line not finished within the timeout");
+}
+
+/* The read timeout restarts with every byte, so a client sending one byte
+ * a second would hold its session for ever (slowloris). A line that has
+ * begun must also end within the timeout. Called whenever the session
+ * waits for more input. */
+static void line_deadline_update(struct smtp_session *s)
+{
+	bool partial = false;
+	uint64_t done = s->lines_done;
+	if (s->state == STATE_COMMAND || s->state == STATE_AUTH_LINE) {
+		partial =
+			evbuffer_get_length(bufferevent_get_input(s->bev)) > 0;
+	} else if (s->state == STATE_DATA) {
+		partial = s->data.line_len > 0;
+		done += s->data.total - s->data.line_len;
+	}
+	/* A line ended since the timer was armed: the clock starts again
+	 * for the line now under way (a fast pipelining client may end
+	 * every read in the middle of a line). */
+	if (partial && s->line_timer_armed && done != s->line_mark) {
+		evtimer_del(s->line_timer);
+		s->line_timer_armed = false;
+	}
+	if (partial && !s->line_timer_armed) {
+		s->line_mark = done;
+		if (s->line_timer == NULL)
+			s->line_timer =
+				evtimer_new(s->server->base, line_too_slow, s);
+		struct timeval tv = {s->server->config->smtp_timeout_seconds,
+				     0};
+		evtimer_add(s->line_timer, &tv);
+		s->line_timer_armed = true;
+	} else if (!partial && s->line_timer_armed) {
+		evtimer_del(s->line_timer);
+		s->line_timer_armed = false;
+	}
+}
+
 static void session_process(struct smtp_session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
@@ -994,14 +1053,24 @@ static void session_process(struct smtp_session *s)
 		switch (s->state) {
 		case STATE_COMMAND:
 		case STATE_AUTH_LINE:
-			if (evbuffer_get_length(in) == 0 ||
-			    process_line(s, in) <= 0)
+			if (evbuffer_get_length(in) == 0) {
+				line_deadline_update(s);
 				return;
+			}
+			switch (process_line(s, in)) {
+			case 0: /* needs more: the session waits for it */
+				line_deadline_update(s);
+				return;
+			case -1: /* closing */
+				return;
+			}
 			break;
 		case STATE_DATA:
 			process_data(s, in);
-			if (s->state == STATE_DATA)
+			if (s->state == STATE_DATA) {
+				line_deadline_update(s);
 				return;
+			}
 			break;
 		case STATE_BDAT:
 			process_bdat(s, in);
