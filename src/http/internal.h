@@ -14,9 +14,14 @@
 
 struct evhttp_request;
 
-#define HTTP_MAX_HEADERS_SIZE (16 * 1024)
-#define HTTP_MAX_BODY_SIZE    (64u * 1024 * 1024)
-#define HTTP_TIMEOUT_SECONDS  60
+/* A request's target and its header fields: over these we answer 414 and
+ * 431. libevent's own cap on the head is larger (it answers 400 past it)
+ * so that ours is the one a client meets. */
+#define HTTP_MAX_TARGET_SIZE   (8 * 1024)
+#define HTTP_MAX_HEADER_FIELDS (8 * 1024)
+#define HTTP_MAX_HEADERS_SIZE  (64 * 1024)
+#define HTTP_MAX_BODY_SIZE     (64u * 1024 * 1024)
+#define HTTP_TIMEOUT_SECONDS   60
 /* Pages and API replies we make. */
 #define HTTP_MAX_REPLY_SIZE (64u * 1024 * 1024)
 /* How long the worker trusts its copy of the brands. */

@@ -326,9 +326,21 @@ static int check_head(struct evhttp_request *req, const char **reason_r)
 {
 	struct evkeyvalq *headers = evhttp_request_get_input_headers(req);
 	unsigned hosts = 0, lengths = 0, encodings = 0;
+	const char *uri = evhttp_request_get_uri(req);
+	if (uri != NULL && strlen(uri) > HTTP_MAX_TARGET_SIZE) {
+		*reason_r = "URI too long";
+		return 414;
+	}
+	size_t fields = 0;
 	struct evkeyval *h;
 	TAILQ_FOREACH(h, headers, next)
 	{
+		/* As sent: "name: value" and CRLF. */
+		fields += strlen(h->key) + strlen(h->value) + 4;
+		if (fields > HTTP_MAX_HEADER_FIELDS) {
+			*reason_r = "Request header fields too large";
+			return 431;
+		}
 		const unsigned char *name = (const unsigned char *)h->key;
 		if (*name == '\0') {
 			*reason_r = "Bad header field name";
