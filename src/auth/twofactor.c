@@ -536,12 +536,16 @@ static void session_item(const struct store_session *s, void *context)
 		}
 		return;
 	}
+	/* The agent is printable ASCII (the http worker made it so): a cut
+	 * anywhere keeps it valid. */
+	char agent[TWOFACTOR_MAX_AGENT_LISTED + 1];
+	snprintf(agent, sizeof(agent), "%s", s->user_agent);
 	json_array_append_new(l->array,
 			      json_pack("{s:s, s:I, s:I, s:s, s:s, s:b}", "id",
 					id, "created", (json_int_t)s->created,
 					"last_used", (json_int_t)s->last_used,
 					"remote", s->remote, "user_agent",
-					s->user_agent, "current",
+					agent, "current",
 					memcmp(s->hash, l->current,
 					       STORE_SESSION_HASH_SIZE) == 0));
 }

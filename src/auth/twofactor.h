@@ -20,8 +20,11 @@
 #define TWOFACTOR_MAX_TICKETS	    1024
 #define TWOFACTOR_RECOVERY_CODES    10
 #define TWOFACTOR_MAX_APP_PASSWORDS 20
-/* Sessions shown on the Sessions page (most recently used first). */
-#define TWOFACTOR_MAX_SESSIONS_LISTED 20
+/* Sessions shown on the Sessions page (most recently used first), and
+ * how much of each user agent: the whole status must fit one IPC frame
+ * (IPC_MAX_FRAME) with TWOFACTOR_MAX_APP_PASSWORDS app passwords. */
+#define TWOFACTOR_MAX_SESSIONS_LISTED 12
+#define TWOFACTOR_MAX_AGENT_LISTED    160
 
 /* Loads DATA/auth.key, making it (0600) on first use, and initialises
  * liboath. Returns 0 or -1 with *error_r. */
