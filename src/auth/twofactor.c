@@ -424,10 +424,11 @@ int twofactor_protocol_password(struct store_credentials *c,
 	int totp = store_totp_get(c, account_id, &t, &error);
 	if (totp < 0)
 		log_error("totp: %s", error);
+	/* The main password opens IMAP and SMTP only without TOTP (a pending
+	 * enrollment does not count): with it, the password alone is not
+	 * enough anywhere. When that cannot be told, it does not open. */
+	bool main_ok = main_holds && (totp == 0 || (totp > 0 && !t.enabled));
 	sodium_memzero(&t, sizeof(t));
-	/* The main password opens IMAP and SMTP only without TOTP: with it,
-	 * the password alone is not enough anywhere. */
-	bool main_ok = main_holds && totp == 0;
 	/* The candidate's app hash is computed even when the main password
 	 * held, so that the time taken tells nothing. */
 	char letters[APP_LETTERS + 1];

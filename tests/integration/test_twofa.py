@@ -100,7 +100,7 @@ def web(tmp_path_factory):
     assert d.stop() == 0
 
 
-def enroll(b):
+def enroll(b, user):
     status, _, begun = b.post("/api/2fa/begin", {})
     assert status == 200, begun
     secret = begun["secret"]
@@ -108,8 +108,9 @@ def enroll(b):
     assert begun["uri"].startswith("otpauth://totp/")
     assert "secret=" + secret in begun["uri"]
     assert begun["qr"].startswith("data:image/svg+xml;base64,")
-    # Not on before a good code.
+    # Not on before a good code: the password still opens IMAP.
     assert b.get("/api/2fa")[2]["totp"] is False
+    assert imap_login(b.d, user, PASSWORDS[user])
     status, _, _ = b.post("/api/2fa/confirm", {"code": "000000"
                           if totp(secret) != "000000" else "111111"})
     assert status == 403
@@ -122,7 +123,7 @@ def enroll(b):
 
 def test_totp_login_app_passwords_and_sessions(web):
     b = sign_in(web)
-    secret, recovery = enroll(b)
+    secret, recovery = enroll(b, ALICE)
     st = b.get("/api/2fa")[2]
     assert st == {"totp": True, "recovery_left": 10}
     # The secret is stored sealed, not in the clear nor as base32.
@@ -249,7 +250,7 @@ def test_totp_login_app_passwords_and_sessions(web):
 
 def test_wrong_codes_lock(web):
     b = sign_in(web, user=BOB)
-    secret, _ = enroll(b)
+    secret, _ = enroll(b, BOB)
     # A ticket is bound to the address it was given to: from another,
     # even a code that would hold now (the next step's) is refused.
     status, _, t = login(web, user=BOB)
