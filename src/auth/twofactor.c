@@ -667,7 +667,8 @@ static enum auth_security_status status_of(enum totp_result t)
 }
 
 static void op_totp_confirm(struct twofactor_request *r,
-			    struct store_credentials *c, uint64_t account_id)
+			    struct store_credentials *c, uint64_t account_id,
+			    const uint8_t *session_hash)
 {
 	const char *error;
 	struct store_totp t;
@@ -711,6 +712,11 @@ static void op_totp_confirm(struct twofactor_request *r,
 	} else {
 		r->reply = json_pack("{s:o}", "recovery", list);
 		r->what = "totp turned on";
+		/* Sessions made with the password alone (perhaps by whoever
+		 * made the user want a second factor) end here. */
+		if (store_session_delete_others(c, account_id, session_hash,
+						&error) < 0)
+			log_error("totp: %s", error);
 	}
 	pthread_mutex_unlock(&totp_lock);
 	sodium_memzero(codes, sizeof(codes));
@@ -896,7 +902,7 @@ void twofactor_request_run(struct twofactor_request *r,
 		op_totp_begin(r, c, account_id, address);
 		break;
 	case AUTH_SECURITY_TOTP_CONFIRM:
-		op_totp_confirm(r, c, account_id);
+		op_totp_confirm(r, c, account_id, session_hash);
 		break;
 	case AUTH_SECURITY_TOTP_DISABLE:
 		op_totp_disable(r, c, account_id);

@@ -122,8 +122,12 @@ def enroll(b, user):
 
 
 def test_totp_login_app_passwords_and_sessions(web):
+    earlier = sign_in(web)
     b = sign_in(web)
     secret, recovery = enroll(b, ALICE)
+    # Turning TOTP on ends the account's other sessions, not this one.
+    assert earlier.get("/api/session")[0] == 401
+    assert b.get("/api/session")[0] == 200
     st = b.get("/api/2fa")[2]
     assert st == {"totp": True, "recovery_left": 10}
     # The secret is stored sealed, not in the clear nor as base32.
