@@ -44,7 +44,7 @@ declare -A sources=(
 	[smtp_session]="src/smtp/session.c src/smtp/parser.c src/smtp/deliver.c
 		src/smtp/inbound.c src/smtp/spf.c src/smtp/dkim.c src/smtp/dmarc.c
 		src/smtp/authres.c src/smtp/dns.c
-		src/auth/client.c src/store/sqlite/store.c src/store/sqlite/mail.c
+		src/auth/client.c src/store/sqlite/store.c src/store/sqlite/twofactor.c src/store/sqlite/mail.c
 		src/store/sqlite/mailbox.c src/store/sqlite/meta.c src/store/sqlite/queue.c
 		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/jmap.c src/mime/mime.c
 		src/core/base64.c src/core/buf.c src/core/channel.c src/core/config.c src/core/ipc.c
@@ -52,13 +52,13 @@ declare -A sources=(
 )
 sources[imap_session]="src/imap/session.c src/imap/command.c src/imap/fetch.c
 		src/imap/search.c src/imap/view.c src/imap/parser.c src/imap/arena.c
-		src/auth/client.c src/store/sqlite/store.c src/store/sqlite/mail.c
+		src/auth/client.c src/store/sqlite/store.c src/store/sqlite/twofactor.c src/store/sqlite/mail.c
 		src/store/sqlite/mailbox.c src/store/sqlite/meta.c src/store/sqlite/queue.c
 		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/jmap.c src/mime/mime.c
 		src/core/base64.c src/core/buf.c src/core/channel.c src/core/config.c src/core/ipc.c
 		src/core/log.c src/core/net.c src/core/pool.c src/core/utf8.c src/core/util.c
 		src/imap/server.c src/imap/compress.c src/auth/authd.c src/store/thread.c
-		src/auth/password.c"
+		src/auth/password.c src/auth/totp.c src/auth/twofactor.c"
 # The http session target runs the whole worker but its process glue: every
 # library source, and the webmail's files embedded as the build does.
 mkdir -p "$out/gen"
@@ -69,14 +69,14 @@ sources[http_session]="$(ls src/core/*.c src/store/*.c src/store/sqlite/*.c src/
 declare -A libs=(
 	[smtp_session]="$(pkg-config --libs libevent_core libevent_openssl openssl libsodium sqlite3 libunbound libpsl) -lpthread"
 )
-libs[imap_session]="${libs[smtp_session]} -lz"
+libs[imap_session]="${libs[smtp_session]} -lz $(pkg-config --libs liboath jansson)"
 libs[html_sanitize]="$(pkg-config --libs gumbo)"
 libs[jmap_request]="$(pkg-config --libs jansson)"
 libs[dns]="$(pkg-config --libs libunbound)"
 libs[dkim]="$(pkg-config --libs libunbound openssl libsodium)"
 libs[spf]="$(pkg-config --libs libunbound)"
 libs[dmarc]="$(pkg-config --libs libunbound libpsl)"
-libs[http_session]="$(pkg-config --libs libevent_core libevent_extra libevent_openssl openssl libsodium sqlite3 libunbound libpsl gumbo jansson zlib) -lpthread"
+libs[http_session]="$(pkg-config --libs libevent_core libevent_extra libevent_openssl openssl libsodium sqlite3 libunbound libpsl gumbo jansson zlib liboath libqrencode) -lpthread"
 libs[authres]="$(pkg-config --libs libunbound openssl libsodium)"
 
 failed=0

@@ -15,12 +15,14 @@ import {reader, initReader, openConversation, closeReader, replyTarget, deleteRo
 	renderEmpty} from "./reader.js";
 import {initCompose, openCompose, closeCompose, composeOpen} from "./compose.js";
 import {openSettings, closeSettings, shortcutTable} from "./settings.js";
+import {sendLoginCode} from "./security.js";
 
 const state = {
 	brand: null,
 	stopPush: null,
 	refreshing: null,
 	refreshAgain: false,
+	ticket: null, // of a password that held, waiting for its second factor
 };
 
 async function loadBrand() {
@@ -285,8 +287,41 @@ function resetApp() {
 	setView("list");
 }
 
+// The second step of signing in, for accounts with two-step sign-in.
+function showCodeStep(show) {
+	$("login-form").hidden = show;
+	$("login-code-form").hidden = !show;
+	$("login-code").value = "";
+	$("login-code-error").hidden = true;
+	if (show)
+		$("login-code").focus();
+	else
+		state.ticket = null;
+}
+
+async function sendCode(event) {
+	event.preventDefault();
+	const button = event.target.querySelector("button");
+	button.disabled = true;
+	try {
+		const who = await sendLoginCode(state.ticket, $("login-code").value.trim());
+		showCodeStep(false);
+		$("password").value = "";
+		await showApp(who);
+	} catch (e) {
+		// The ticket is used up by any answer: back to the password.
+		showCodeStep(false);
+		showError(e.status === 401
+			? "That code did not work. Sign in again."
+			: "Signing in is not possible right now. Try again later.");
+	} finally {
+		button.disabled = false;
+	}
+}
+
 function showLogin() {
 	session.csrf = null;
+	showCodeStep(false);
 	resetApp();
 	$("app").hidden = true;
 	$("login").hidden = false;
@@ -335,8 +370,14 @@ async function signIn(event) {
 			}),
 		});
 		if (response.ok) {
+			const who = await response.json();
 			form.password.value = "";
-			await showApp(await response.json());
+			if (who.ticket) {
+				state.ticket = who.ticket;
+				showCodeStep(true);
+				return;
+			}
+			await showApp(who);
 		} else {
 			showError(response.status === 401
 				? "The email address or the password is wrong."
@@ -365,6 +406,7 @@ async function signOut() {
 
 function bind() {
 	$("login-form").addEventListener("submit", signIn);
+	$("login-code-form").addEventListener("submit", sendCode);
 	$("logout").addEventListener("click", signOut);
 	$("compose-button").addEventListener("click", () => {
 		setDrawer(false);

@@ -1,10 +1,12 @@
 // settings.js: the settings page: the name and signature mail goes out
 // with (Identity/set), the password, the brand this account's webmail
-// wears, how the list is shown, and the keyboard shortcuts.
+// wears, how the list is shown, the keyboard shortcuts, and the Security
+// section (security.js).
 import {call, apiGet, apiPost, session, JmapError} from "./jmap.js";
 import {h, $, iconButton, toast, setView} from "./dom.js";
 import {mail, loadIdentities} from "./mail.js";
 import {list, setConversations, load as loadList} from "./list.js";
+import {securityCard} from "./security.js";
 
 export const SHORTCUTS = [
 	["j / k", "Next / previous conversation"],
@@ -161,6 +163,7 @@ export async function openSettings(brand) {
 	const pane = $("settings");
 	const body = h("div", {class: "settings-body"},
 		profileCard(), passwordCard(), await appearanceCard(brand),
+		await securityCard(),
 		h("section", {class: "card", "aria-labelledby": "keys-title"},
 			h("h3", {id: "keys-title"}, "Keyboard shortcuts"), shortcutTable()));
 	pane.replaceChildren(

@@ -53,7 +53,11 @@ struct auth_request *auth_check_password(struct auth_client *c,
 					 auth_callback *cb, void *context);
 
 /* The webmail's login: on AUTH_OK, token is the new session's token
- * (AUTH_TOKEN_SIZE bytes, valid during the call); otherwise NULL. */
+ * (AUTH_TOKEN_SIZE bytes, valid during the call). On AUTH_FAILED token is
+ * NULL, except when the password held for an account with two-factor
+ * authentication on: then account_id is 0 and token is a pending ticket
+ * for auth_web_login_code (single use, bound to remote_address, valid for
+ * AUTH_TICKET_SECONDS). */
 typedef void auth_login_callback(void *context, enum auth_result result,
 				 uint64_t account_id, const char *address,
 				 const uint8_t *token);
@@ -61,6 +65,14 @@ struct auth_request *
 auth_web_login(struct auth_client *c, struct slice username,
 	       struct slice password, const char *remote_address,
 	       const char *user_agent, auth_login_callback *cb, void *context);
+/* The second step of a login: the ticket and a TOTP or recovery code.
+ * Answered like auth_web_login (never with a ticket). */
+#define AUTH_TICKET_SECONDS (5 * 60)
+struct auth_request *
+auth_web_login_code(struct auth_client *c,
+		    const uint8_t ticket[AUTH_TOKEN_SIZE], struct slice code,
+		    const char *remote_address, const char *user_agent,
+		    auth_login_callback *cb, void *context);
 /* Whether a session token is live: AUTH_OK with its account, or
  * AUTH_FAILED. */
 struct auth_request *auth_session_check(struct auth_client *c,
@@ -95,6 +107,49 @@ struct auth_request *auth_password_change(
 	struct auth_client *c, const uint8_t token[AUTH_TOKEN_SIZE],
 	struct slice old_password, struct slice new_password,
 	const char *remote_address, auth_password_callback *cb, void *context);
+
+/* What a live session may do to the account's second factors, app
+ * passwords and sessions (IPC_SECURITY). The values go over the wire. */
+enum auth_security_op {
+	/* {"totp", "recovery_left", "app_passwords", "sessions"} */
+	AUTH_SECURITY_STATUS = 1,
+	/* {"secret", "uri"}: a new TOTP secret, pending until confirmed */
+	AUTH_SECURITY_TOTP_BEGIN = 2,
+	/* arg1 code: turns TOTP on; {"recovery": [10 codes]} */
+	AUTH_SECURITY_TOTP_CONFIRM = 3,
+	/* arg1 password, arg2 TOTP or recovery code: turns TOTP off */
+	AUTH_SECURITY_TOTP_DISABLE = 4,
+	/* arg1 name: {"id", "name", "password"} */
+	AUTH_SECURITY_APP_CREATE = 5,
+	/* arg1 id (decimal) */
+	AUTH_SECURITY_APP_REVOKE = 6,
+	/* arg1 public id of a session (16 lowercase hex digits) */
+	AUTH_SECURITY_SESSION_REVOKE = 7,
+	AUTH_SECURITY_OP_MAX = 7,
+};
+enum auth_security_status {
+	AUTH_SECURITY_DONE = 0,
+	AUTH_SECURITY_REFUSED = 1,   /* not allowed now, or bad arguments */
+	AUTH_SECURITY_WRONG = 2,     /* wrong password or code */
+	AUTH_SECURITY_LOCKED = 3,    /* too many wrong codes: wait */
+	AUTH_SECURITY_NOT_FOUND = 4, /* no such app password or session */
+	AUTH_SECURITY_UNAVAILABLE = 5,
+	AUTH_SECURITY_STATUS_MAX = 5,
+};
+/* An argument is at most this long (a password of PASSWORD_MAX_LENGTH
+ * fits). */
+#define AUTH_SECURITY_MAX_ARG 1024
+/* result is AUTH_FAILED when the session is over; body is the reply's
+ * JSON text (valid during the call; empty unless DONE). */
+typedef void auth_security_callback(void *context, enum auth_result result,
+				    enum auth_security_status status,
+				    struct slice body);
+struct auth_request *auth_security(struct auth_client *c,
+				   const uint8_t token[AUTH_TOKEN_SIZE],
+				   enum auth_security_op op,
+				   const char *remote_address,
+				   struct slice arg1, struct slice arg2,
+				   auth_security_callback *cb, void *context);
 
 void auth_request_cancel(struct auth_request *r);
 

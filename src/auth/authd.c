@@ -4,12 +4,15 @@
  * sessions: it makes a session only where a password held, hands its token
  * out once and keeps just the token's SHA-256, so a worker that is taken
  * over can neither mint sessions nor read them. A password changes here
- * too, asked for by a live session that knows the old one. */
+ * too, asked for by a live session that knows the old one. Second factors,
+ * app passwords and the Sessions page's requests are in twofactor.c; this
+ * file only routes them. */
 #include "core/common.h"
 
 #include "auth/auth.h"
 
 #include "auth/password.h"
+#include "auth/twofactor.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/ipc.h"
@@ -50,6 +53,8 @@ struct authd_job {
 	enum ipc_type type;
 	uint8_t token[AUTH_TOKEN_SIZE]; /* in (check, revoke) or out (login) */
 	bool token_made;
+	bool ticket_made; /* token is a second-factor ticket */
+	struct twofactor_request *security; /* IPC_SECURITY */
 	char user_agent[256];
 	char username[AUTH_MAX_USERNAME + 1];
 	uint8_t password[PASSWORD_MAX_LENGTH]; /* the old one, for a change */
@@ -300,6 +305,52 @@ static void password_change(struct authd_job *job, struct store *store,
 	sodium_memzero(made, sizeof(made));
 }
 
+/* Whether a web login whose password held must show a second factor
+ * first: then job->token is the ticket. A store failure refuses. */
+static bool second_factor_needed(struct authd_job *job,
+				 struct store_credentials *credentials)
+{
+	int need =
+		twofactor_web_login(credentials, job->account_id, job->remote,
+				    job->user_agent, job->token);
+	job->ticket_made = need > 0;
+	return need != 0;
+}
+
+/* The second step of a web login: the ticket (in job->token) and a code
+ * (in job->password). */
+static void login_code(struct authd_job *job, struct store *store,
+		       struct store_credentials *credentials)
+{
+	const char *error;
+	uint64_t account_id =
+		twofactor_redeem(credentials, job->token, job->remote,
+				 slice_make(job->password, job->password_len),
+				 job->user_agent, sizeof(job->user_agent));
+	sodium_memzero(job->password, sizeof(job->password));
+	sodium_memzero(job->token, sizeof(job->token));
+	if (account_id == 0 ||
+	    store_user_address(store, account_id, job->address,
+			       sizeof(job->address), &error) != 0)
+		return;
+	snprintf(job->username, sizeof(job->username), "%s", job->address);
+	job->account_id = account_id;
+	session_make(job, credentials);
+}
+
+/* A request of the Security page: for a live session only. */
+static void security_request(struct authd_job *job, struct store *store,
+			     struct store_credentials *credentials)
+{
+	session_check(job, store, credentials);
+	if (job->account_id == 0)
+		return;
+	uint8_t hash[STORE_SESSION_HASH_SIZE];
+	session_hash(job->token, hash);
+	twofactor_request_run(job->security, credentials, job->account_id,
+			      job->address, hash);
+}
+
 static void job_work(void *arg)
 {
 	struct authd_job *job = arg;
@@ -334,6 +385,14 @@ static void job_work(void *arg)
 		password_change(job, thread_store, thread_credentials);
 		return;
 	}
+	if (job->type == IPC_SECURITY) {
+		security_request(job, thread_store, thread_credentials);
+		return;
+	}
+	if (job->type == IPC_WEB_LOGIN_CODE) {
+		login_code(job, thread_store, thread_credentials);
+		return;
+	}
 	uint64_t account_id = 0;
 	char *phc = NULL;
 	int found = store_user_lookup(thread_store, slice_cstr(job->username),
@@ -343,13 +402,24 @@ static void job_work(void *arg)
 			thread_credentials, account_id, &phc, &error);
 	if (found < 0)
 		log_error("credential lookup: %s", error);
-	if (found <= 0) {
+	/* IMAP and SMTP take app passwords, and the main password only
+	 * while TOTP is off; the webmail takes the main password alone. */
+	int holds = 0;
+	if (found <= 0 && job->type == IPC_AUTH_PASSWORD)
+		twofactor_protocol_dummy(password);
+	else if (found <= 0)
 		password_verify_dummy(password);
-	} else if (password_verify(phc, password)) {
+	else if (job->type == IPC_AUTH_PASSWORD)
+		holds = twofactor_protocol_password(thread_credentials,
+						    account_id, phc, password);
+	else
+		holds = password_verify(phc, password) ? 1 : 0;
+	if (holds != 0) {
 		job->account_id = account_id;
 		store_user_address(thread_store, account_id, job->address,
 				   sizeof(job->address), &error);
-		if (password_needs_rehash(phc)) {
+		/* Only the main password's hash (not an app password's). */
+		if (holds == 1 && password_needs_rehash(phc)) {
 			char upgraded[PASSWORD_PHC_MAX];
 			/* Never over a password changed while this one was
 			 * hashed. (A window of one statement remains: the
@@ -370,7 +440,12 @@ static void job_work(void *arg)
 		}
 	}
 	sodium_memzero(job->password, sizeof(job->password));
-	if (job->type == IPC_WEB_LOGIN && job->account_id != 0) {
+	if (job->type == IPC_WEB_LOGIN && job->account_id != 0 &&
+	    second_factor_needed(job, thread_credentials)) {
+		/* Nothing of the account goes back before the second step. */
+		job->account_id = 0;
+		job->address[0] = '\0';
+	} else if (job->type == IPC_WEB_LOGIN && job->account_id != 0) {
 		session_make(job, thread_credentials);
 		/* A password change that stored its hash before the session
 		 * was made may have ended the other sessions before it too:
@@ -414,10 +489,16 @@ static void job_done(void *arg)
 {
 	struct authd_job *job = arg;
 	struct authd_conn *c = job->conn;
-	if (job->type == IPC_AUTH_PASSWORD || job->type == IPC_WEB_LOGIN)
+	const char *security_what = NULL;
+	if (job->ticket_made)
+		log_info("%s login password ok for %s from %s; second factor"
+			 " needed",
+			 job->protocol, job->username, job->remote);
+	else if (job->type == IPC_AUTH_PASSWORD || job->type == IPC_WEB_LOGIN ||
+		 job->type == IPC_WEB_LOGIN_CODE)
 		log_info("%s login %s for %s from %s", job->protocol,
-			 job->account_id ? "ok" : "failed", job->username,
-			 job->remote);
+			 job->account_id ? "ok" : "failed",
+			 job->username[0] ? job->username : "?", job->remote);
 	else if (job->type == IPC_SESSION_REVOKE && job->account_id != 0)
 		log_info("web session of %s ended", job->address);
 	else if (job->type == IPC_PASSWORD_CHANGE)
@@ -425,11 +506,18 @@ static void job_done(void *arg)
 	if (!c->closed) {
 		struct buf out;
 		buf_init(&out, IPC_MAX_FRAME);
-		ipc_begin(&out, IPC_AUTH_REPLY, job->id);
+		ipc_begin(&out,
+			  job->security ? IPC_SECURITY_REPLY : IPC_AUTH_REPLY,
+			  job->id);
 		ipc_put_u64(&out, job->account_id);
-		ipc_put_bytes(&out,
-			      slice_cstr(job->account_id ? job->address : ""));
-		if (job->token_made)
+		if (job->security != NULL)
+			twofactor_request_reply(job->security, &out,
+						&security_what);
+		else
+			ipc_put_bytes(&out,
+				      slice_cstr(job->account_id ? job->address
+								 : ""));
+		if (job->token_made || job->ticket_made)
 			ipc_put_bytes(&out, slice_make(job->token,
 						       sizeof(job->token)));
 		if (job->type == IPC_PASSWORD_CHANGE) {
@@ -441,7 +529,11 @@ static void job_done(void *arg)
 		sodium_memzero(out.p, out.n);
 		buf_free(&out);
 	}
+	if (security_what != NULL)
+		log_info("%s for %s from %s", security_what, job->address,
+			 job->remote);
 	conn_unref(c);
+	twofactor_request_free(&job->security);
 	/* Tokens and passwords. */
 	sodium_memzero(job, sizeof(*job));
 	free(job);
@@ -494,6 +586,26 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 	case IPC_SESSION_REVOKE:
 		ok = parse_token(&cursor, job) == 0;
 		break;
+	case IPC_SECURITY:
+		ok = parse_token(&cursor, job) == 0 &&
+		     (job->security = twofactor_request_parse(&cursor)) != NULL;
+		if (ok)
+			twofactor_request_remote(job->security, job->remote,
+						 sizeof(job->remote));
+		snprintf(job->protocol, sizeof(job->protocol), "web");
+		break;
+	case IPC_WEB_LOGIN_CODE:
+		ok = parse_token(&cursor, job) == 0 &&
+		     ipc_get_bytes(&cursor, &pass) == 0 &&
+		     ipc_get_bytes(&cursor, &remote) == 0 &&
+		     ipc_get_bytes(&cursor, &agent) == 0 &&
+		     pass.n <= sizeof(job->password) &&
+		     copy_field(remote, job->remote, sizeof(job->remote)) ==
+			     0 &&
+		     copy_field(agent, job->user_agent,
+				sizeof(job->user_agent)) == 0;
+		snprintf(job->protocol, sizeof(job->protocol), "web");
+		break;
 	case IPC_PASSWORD_CHANGE:
 		ok = parse_token(&cursor, job) == 0 &&
 		     ipc_get_bytes(&cursor, &pass) == 0 &&
@@ -513,12 +625,13 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 		     pass.n <= sizeof(job->password) &&
 		     copy_field(remote, job->remote, sizeof(job->remote)) == 0;
 	if (!ok || cursor.n != 0) {
+		twofactor_request_free(&job->security);
 		sodium_memzero(job, sizeof(*job));
 		free(job);
 		return -1;
 	}
 	if (f->type == IPC_AUTH_PASSWORD || f->type == IPC_WEB_LOGIN ||
-	    f->type == IPC_PASSWORD_CHANGE) {
+	    f->type == IPC_PASSWORD_CHANGE || f->type == IPC_WEB_LOGIN_CODE) {
 		memcpy(job->password, pass.p, pass.n);
 		job->password_len = pass.n;
 	}
@@ -605,6 +718,11 @@ int authd_run(const char *data_dir, int listen_fd, const struct config *config)
 		log_error("libsodium initialisation failed");
 		return 1;
 	}
+	const char *error;
+	if (twofactor_init(data_dir, &error) != 0) {
+		log_error("second factors: %s", error);
+		return 1;
+	}
 	struct authd d = {0};
 	d.data_dir = xstrdup(data_dir);
 	d.session_idle = config->session_idle_seconds;
@@ -627,6 +745,7 @@ int authd_run(const char *data_dir, int listen_fd, const struct config *config)
 	evconnlistener_free(l);
 	pool_free(&d.pool);
 	close_handles();
+	twofactor_shutdown();
 	while (d.conns != NULL)
 		conn_close(d.conns);
 	event_free(term);

@@ -28,6 +28,7 @@ struct auth_request {
 	auth_callback *cb;
 	auth_login_callback *login_cb;	     /* instead of cb, for web logins */
 	auth_password_callback *password_cb; /* or for password changes */
+	auth_security_callback *security_cb; /* or for IPC_SECURITY */
 	void *context;
 	struct event *timeout;
 	struct auth_request *prev, *next;
@@ -79,11 +80,22 @@ static void request_finish(struct auth_request *r, enum auth_result result,
 		/* A login is good only with its session. */
 		if (result == AUTH_OK && token == NULL)
 			result = AUTH_UNAVAILABLE;
+		/* A refusal may carry a second-factor ticket. */
 		login_cb(context, result, result == AUTH_OK ? account_id : 0,
-			 address, result == AUTH_OK ? token : NULL);
+			 address, result != AUTH_UNAVAILABLE ? token : NULL);
 	} else {
 		cb(context, result, account_id, address);
 	}
+}
+
+static void security_finish(struct auth_request *r, enum auth_result result,
+			    enum auth_security_status status, struct slice body)
+{
+	request_unlink(r);
+	auth_security_callback *cb = r->security_cb;
+	void *context = r->context;
+	free(r);
+	cb(context, result, status, body);
 }
 
 static void client_disconnect(struct auth_client *c)
@@ -92,9 +104,37 @@ static void client_disconnect(struct auth_client *c)
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
-	while (c->requests != NULL)
-		request_finish(c->requests, AUTH_UNAVAILABLE, 0, "",
-			       slice_make(NULL, 0));
+	while (c->requests != NULL) {
+		if (c->requests->security_cb != NULL)
+			security_finish(c->requests, AUTH_UNAVAILABLE,
+					AUTH_SECURITY_UNAVAILABLE,
+					slice_make(NULL, 0));
+		else
+			request_finish(c->requests, AUTH_UNAVAILABLE, 0, "",
+				       slice_make(NULL, 0));
+	}
+}
+
+/* An IPC_SECURITY_REPLY: 1 when handled, -1 when malformed. */
+static int security_reply(struct auth_client *c, const struct ipc_frame *f)
+{
+	struct slice cursor = f->payload, status, body;
+	uint64_t account_id;
+	if (ipc_get_u64(&cursor, &account_id) != 0 ||
+	    ipc_get_bytes(&cursor, &status) != 0 || status.n != 1 ||
+	    status.p[0] > AUTH_SECURITY_STATUS_MAX ||
+	    ipc_get_bytes(&cursor, &body) != 0 || cursor.n != 0)
+		return -1;
+	struct auth_request *q = c->requests;
+	while (q != NULL && q->id != f->id)
+		q = q->next;
+	if (q == NULL)
+		return 1;
+	if (q->security_cb == NULL)
+		return -1;
+	security_finish(q, account_id ? AUTH_OK : AUTH_FAILED,
+			(enum auth_security_status)status.p[0], body);
+	return 1;
 }
 
 static void client_read(struct bufferevent *bev, void *arg)
@@ -112,6 +152,19 @@ static void client_read(struct bufferevent *bev, void *arg)
 		int r = ipc_parse(slice_make(p, want), &f, &consumed);
 		if (r == 0)
 			return;
+		if (r > 0 && f.type == IPC_SECURITY_REPLY) {
+			/* The reply is used before it is drained. */
+			if (security_reply(c, &f) < 0) {
+				log_error("malformed reply from the auth"
+					  " process");
+				client_disconnect(c);
+				return;
+			}
+			if (c->bev != bev)
+				return;
+			evbuffer_drain(in, consumed);
+			continue;
+		}
 		struct slice cursor = f.payload, address, extra = {0};
 		uint64_t account_id;
 		char addr[AUTH_MAX_USERNAME + 1];
@@ -136,7 +189,11 @@ static void client_read(struct bufferevent *bev, void *arg)
 			expected = 1;
 		else if (q != NULL && q->login_cb != NULL && account_id != 0)
 			expected = AUTH_TOKEN_SIZE;
-		if (q != NULL && extra.n != expected) {
+		/* A refused login may come with a ticket. */
+		bool ticket = q != NULL && q->login_cb != NULL &&
+			      account_id == 0 && extra.n == AUTH_TOKEN_SIZE;
+		if (q != NULL && (q->security_cb != NULL ||
+				  (extra.n != expected && !ticket))) {
 			log_error("malformed reply from the auth process");
 			client_disconnect(c);
 			return;
@@ -215,14 +272,23 @@ static void request_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct auth_request *r = arg;
 	log_warning("the auth process did not answer in time");
-	request_finish(r, AUTH_UNAVAILABLE, 0, "", slice_make(NULL, 0));
+	if (r->security_cb != NULL)
+		security_finish(r, AUTH_UNAVAILABLE, AUTH_SECURITY_UNAVAILABLE,
+				slice_make(NULL, 0));
+	else
+		request_finish(r, AUTH_UNAVAILABLE, 0, "", slice_make(NULL, 0));
 }
 
 static void fail_soon(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	request_finish(arg, AUTH_UNAVAILABLE, 0, "", slice_make(NULL, 0));
+	struct auth_request *r = arg;
+	if (r->security_cb != NULL)
+		security_finish(r, AUTH_UNAVAILABLE, AUTH_SECURITY_UNAVAILABLE,
+				slice_make(NULL, 0));
+	else
+		request_finish(r, AUTH_UNAVAILABLE, 0, "", slice_make(NULL, 0));
 }
 
 /* Sends a request of type with its fields; the reply goes to the one
@@ -288,6 +354,38 @@ auth_web_login(struct auth_client *c, struct slice username,
 	struct auth_request *r = request_new(NULL, context);
 	r->login_cb = cb;
 	return send_request(c, r, IPC_WEB_LOGIN, fields, ARRAY_SIZE(fields));
+}
+
+struct auth_request *auth_web_login_code(struct auth_client *c,
+					 const uint8_t ticket[AUTH_TOKEN_SIZE],
+					 struct slice code,
+					 const char *remote_address,
+					 const char *user_agent,
+					 auth_login_callback *cb, void *context)
+{
+	const struct slice fields[] = {slice_make(ticket, AUTH_TOKEN_SIZE),
+				       code, slice_cstr(remote_address),
+				       slice_cstr(user_agent)};
+	struct auth_request *r = request_new(NULL, context);
+	r->login_cb = cb;
+	return send_request(c, r, IPC_WEB_LOGIN_CODE, fields,
+			    ARRAY_SIZE(fields));
+}
+
+struct auth_request *auth_security(struct auth_client *c,
+				   const uint8_t token[AUTH_TOKEN_SIZE],
+				   enum auth_security_op op,
+				   const char *remote_address,
+				   struct slice arg1, struct slice arg2,
+				   auth_security_callback *cb, void *context)
+{
+	uint8_t op_byte = (uint8_t)op;
+	const struct slice fields[] = {slice_make(token, AUTH_TOKEN_SIZE),
+				       slice_make(&op_byte, 1),
+				       slice_cstr(remote_address), arg1, arg2};
+	struct auth_request *r = request_new(NULL, context);
+	r->security_cb = cb;
+	return send_request(c, r, IPC_SECURITY, fields, ARRAY_SIZE(fields));
 }
 
 struct auth_request *auth_session_check(struct auth_client *c,

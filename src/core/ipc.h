@@ -36,6 +36,20 @@ enum ipc_type {
 	 * changed), its address and a third field of one byte, the outcome
 	 * (enum auth_password_result of auth/auth.h) */
 	IPC_PASSWORD_CHANGE = 7,
+	/* Second factors (30-49). An IPC_WEB_LOGIN whose password holds for
+	 * an account with TOTP on is answered IPC_AUTH_REPLY with account 0,
+	 * an empty address and a third field, a pending ticket
+	 * (AUTH_TOKEN_SIZE bytes) for the second step: */
+	/* http -> auth: ticket, code, remote address, user agent; answered
+	 * like IPC_WEB_LOGIN (account, address, session token) */
+	IPC_WEB_LOGIN_CODE = 30,
+	/* http -> auth: session token, u8 operation (enum auth_security_op
+	 * of auth/auth.h), remote address, two arguments; answered by
+	 * IPC_SECURITY_REPLY */
+	IPC_SECURITY = 31,
+	/* auth -> http: u64 account id (0: no session), u8 status (enum
+	 * auth_security_status), JSON text */
+	IPC_SECURITY_REPLY = 32,
 };
 
 struct ipc_frame {

@@ -437,15 +437,40 @@ static void settings_run(struct http_call *c, enum settings_kind kind,
 	pool_submit(c->server->pool, settings_work, settings_done, j);
 }
 
+/* A password that held for an account with a second factor: the ticket
+ * for /api/login/code, and nothing of the account. */
+static void second_factor_needed(struct http_call *c, const uint8_t *ticket)
+{
+	char text[HTTP_TOKEN_TEXT_SIZE];
+	encode(ticket, AUTH_TOKEN_SIZE, text, sizeof(text));
+	json_t *o = json_pack("{s:s, s:s}", "second_factor", "totp", "ticket",
+			      text);
+	char *json = json_dumps(o, JSON_COMPACT);
+	finish_text(c, 200, json ? json : "{\"error\":\"internal\"}");
+	free(json);
+	json_decref(o);
+	sodium_memzero(text, sizeof(text));
+}
+
 static void logged_in(void *context, enum auth_result result,
 		      uint64_t account_id, const char *address,
 		      const uint8_t *token)
 {
 	struct http_call *c = context;
+	if (result == AUTH_FAILED && token != NULL) {
+		c->auth = NULL;
+		second_factor_needed(c, token);
+		return;
+	}
 	/* The refusal never says whether the account exists. */
 	if (!auth_answered(c, result, account_id, address,
 			   "{\"error\":\"invalid credentials\"}"))
 		return;
+	http_login_done(c, token);
+}
+
+void http_login_done(struct http_call *c, const uint8_t *token)
+{
 	char text[HTTP_TOKEN_TEXT_SIZE];
 	encode(token, AUTH_TOKEN_SIZE, text, sizeof(text));
 	set_session_cookie(c, text, false);
@@ -466,7 +491,7 @@ static bool request_body(struct http_call *c, size_t max, struct buf *out)
 	return buf_append(out, evbuffer_pullup(in, -1), n);
 }
 
-static void user_agent(struct http_call *c, char *out, size_t size)
+void http_user_agent(struct http_call *c, char *out, size_t size)
 {
 	const char *ua = http_header(c, "User-Agent");
 	size_t w = 0;
@@ -502,7 +527,7 @@ static void login(struct http_call *c)
 	}
 	struct http_call *k = http_call_keep(c);
 	char agent[256];
-	user_agent(c, agent, sizeof(agent));
+	http_user_agent(c, agent, sizeof(agent));
 	k->auth = auth_web_login(c->server->auth, slice_make(user, user_len),
 				 slice_make(pass, pass_len), c->remote, agent,
 				 logged_in, k);
@@ -661,6 +686,8 @@ static void password_post(struct http_call *c)
 bool http_api_route(struct http_call *c)
 {
 	enum evhttp_cmd_type method = evhttp_request_get_command(c->req);
+	if (http_security_route(c))
+		return true;
 	if (strcmp(c->path, "/api/login") == 0) {
 		if (method != EVHTTP_REQ_POST)
 			http_send_error(c, 405, "Use POST");

@@ -147,6 +147,16 @@ void http_call_finish(struct http_call *c);
  * false for other paths. */
 bool http_api_route(struct http_call *c);
 
+/* A login that holds (password, and the second factor when the account
+ * has one): sets the session cookie of token and answers with the session
+ * (and the account's brand). c is kept, with account_id and address. */
+void http_login_done(struct http_call *c, const uint8_t *token);
+/* The request's User-Agent, printable ASCII only, into out. */
+void http_user_agent(struct http_call *c, char *out, size_t size);
+/* Routes of api_security.c: the second login step, two-factor settings,
+ * app passwords and sessions; false for other paths. */
+bool http_security_route(struct http_call *c);
+
 /* For a state-changing request: the Origin is ours (and Sec-Fetch-Site,
  * when sent, says same-origin). */
 bool http_same_origin(struct http_call *c);

@@ -111,6 +111,75 @@ int store_session_delete_others(
  * created_before; returns how many, or -1. */
 int store_session_expire(struct store_credentials *c, time_t idle_before,
 			 time_t created_before, const char **error_r);
+/* Calls fn for each session of the account, newest use first, at most
+ * max of them. Returns 0 or -1. */
+int store_session_list(struct store_credentials *c, uint64_t account_id,
+		       size_t max,
+		       void (*fn)(const struct store_session *session,
+				  void *context),
+		       void *context, const char **error_r);
+
+/* Second factors (auth.db, read by the auth process only).
+ * A TOTP secret is kept sealed by the auth process (the store never sees it
+ * in the clear) with the state that stops replay and guessing. enabled is
+ * false between the start of an enrollment and its first good code. */
+#define STORE_TOTP_BOX_MAX 128
+struct store_totp {
+	uint8_t box[STORE_TOTP_BOX_MAX];
+	size_t box_size;
+	bool enabled;
+	uint64_t last_step;
+	unsigned failures;
+	int64_t locked_until;
+};
+/* Returns 1 with *totp_r, 0 when the account has none, -1 on error. */
+int store_totp_get(struct store_credentials *c, uint64_t account_id,
+		   struct store_totp *totp_r, const char **error_r);
+/* Stores the account's TOTP record, replacing any. */
+int store_totp_set(struct store_credentials *c, uint64_t account_id,
+		   const struct store_totp *totp, const char **error_r);
+/* Removes the account's TOTP record and its recovery codes. */
+int store_totp_delete(struct store_credentials *c, uint64_t account_id,
+		      const char **error_r);
+
+/* Recovery codes, by the SHA-256 of each (the codes are random and long
+ * enough that a fast hash is safe). */
+#define STORE_RECOVERY_HASH_SIZE 32
+/* Replaces the account's recovery codes with these count hashes. */
+int store_recovery_set(struct store_credentials *c, uint64_t account_id,
+		       const uint8_t (*hashes)[STORE_RECOVERY_HASH_SIZE],
+		       size_t count, const char **error_r);
+/* Uses up a code: 1 when it was one of the account's (now removed), 0
+ * when not, -1 on error. */
+int store_recovery_use(struct store_credentials *c, uint64_t account_id,
+		       const uint8_t hash[STORE_RECOVERY_HASH_SIZE],
+		       const char **error_r);
+/* How many codes are left, or -1. */
+int store_recovery_count(struct store_credentials *c, uint64_t account_id,
+			 const char **error_r);
+
+/* App passwords: named Argon2id hashes for IMAP and SMTP. */
+#define STORE_APP_PASSWORD_NAME_MAX 64
+struct store_app_password {
+	int64_t id;
+	char name[STORE_APP_PASSWORD_NAME_MAX + 1];
+	time_t created, last_used; /* last_used 0: never */
+	const char *phc;	   /* valid during the callback only */
+};
+/* Adds one; its id in *id_r. */
+int store_app_password_add(struct store_credentials *c, uint64_t account_id,
+			   const char *name, const char *phc, time_t created,
+			   int64_t *id_r, const char **error_r);
+/* Calls fn for each of the account's app passwords, oldest first. */
+int store_app_password_list(struct store_credentials *c, uint64_t account_id,
+			    void (*fn)(const struct store_app_password *app,
+				       void *context),
+			    void *context, const char **error_r);
+int store_app_password_touch(struct store_credentials *c, int64_t id,
+			     time_t now, const char **error_r);
+/* Removes one of the account's app passwords: 1, 0 (no such) or -1. */
+int store_app_password_delete(struct store_credentials *c, uint64_t account_id,
+			      int64_t id, const char **error_r);
 /* Removes the account's password and sessions. */
 int store_credentials_delete(struct store_credentials *c, uint64_t account_id,
 			     const char **error_r);

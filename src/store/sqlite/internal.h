@@ -76,4 +76,42 @@ int store_meta_upgrade(struct store *s, const char **error_r);
  * Returns -1 when it does not fit. */
 int store_normalize(struct slice in, char *out, size_t size);
 
+/* The credentials database (auth.db). */
+struct store_credentials {
+	sqlite3 *db;
+	char error[512];
+};
+/* Sets c->error from the database's last error and returns it. */
+const char *store_credentials_error(struct store_credentials *c,
+				    const char *what);
+
+/* The second-factor tables of auth.db (twofactor.c): TOTP secrets, their
+ * recovery codes and app passwords. Additive (CREATE ... IF NOT EXISTS),
+ * so an older auth.db gains them on its next open. */
+#define STORE_TWOFACTOR_SCHEMA                               \
+	"CREATE TABLE IF NOT EXISTS totp ("                  \
+	" account_id INTEGER PRIMARY KEY,"                   \
+	" box BLOB NOT NULL,"                                \
+	" enabled INTEGER NOT NULL,"                         \
+	" last_step INTEGER NOT NULL,"                       \
+	" failures INTEGER NOT NULL,"                        \
+	" locked_until INTEGER NOT NULL,"                    \
+	" created INTEGER NOT NULL);"                        \
+	"CREATE TABLE IF NOT EXISTS recovery_code ("         \
+	" account_id INTEGER NOT NULL,"                      \
+	" hash BLOB NOT NULL,"                               \
+	" PRIMARY KEY (account_id, hash));"                  \
+	"CREATE TABLE IF NOT EXISTS app_password ("          \
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"             \
+	" account_id INTEGER NOT NULL,"                      \
+	" name TEXT NOT NULL,"                               \
+	" phc TEXT NOT NULL,"                                \
+	" created INTEGER NOT NULL,"                         \
+	" last_used INTEGER NOT NULL);"                      \
+	"CREATE INDEX IF NOT EXISTS app_password_account ON" \
+	" app_password (account_id);"
+/* Removes the account's TOTP secret, recovery codes and app passwords. */
+int store_twofactor_delete_account(struct store_credentials *c,
+				   uint64_t account_id, const char **error_r);
+
 #endif

@@ -61,7 +61,7 @@ static const char credentials_schema[] =
 	" remote TEXT NOT NULL,"
 	" user_agent TEXT NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS web_session_account ON"
-	" web_session (account_id);"
+	" web_session (account_id);" STORE_TWOFACTOR_SCHEMA
 	"PRAGMA user_version = 1;";
 
 /* Another process holds the write lock: wait briefly and retry. SQLite's
@@ -604,11 +604,6 @@ int store_user_list(struct store *s, const char *domain,
 	return 0;
 }
 
-struct store_credentials {
-	sqlite3 *db;
-	char error[512];
-};
-
 struct store_credentials *store_credentials_open(const char *data_dir,
 						 const char **error_r)
 {
@@ -648,8 +643,8 @@ void store_credentials_close(struct store_credentials **cp)
 	*cp = NULL;
 }
 
-static const char *credentials_error(struct store_credentials *c,
-				     const char *what)
+const char *store_credentials_error(struct store_credentials *c,
+				    const char *what)
 {
 	snprintf(c->error, sizeof(c->error), "%s: %s", what,
 		 sqlite3_errmsg(c->db));
@@ -665,7 +660,7 @@ int store_credentials_set_password(struct store_credentials *c,
 			       "INSERT OR REPLACE INTO password"
 			       " (account_id, phc, changed) VALUES (?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK) {
-		*error_r = credentials_error(c, "set password");
+		*error_r = store_credentials_error(c, "set password");
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)account_id);
@@ -674,7 +669,7 @@ int store_credentials_set_password(struct store_credentials *c,
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		*error_r = credentials_error(c, "set password");
+		*error_r = store_credentials_error(c, "set password");
 		return -1;
 	}
 	return 0;
@@ -688,7 +683,7 @@ int store_credentials_get_password(struct store_credentials *c,
 	if (sqlite3_prepare_v2(c->db,
 			       "SELECT phc FROM password WHERE account_id = ?",
 			       -1, &st, NULL) != SQLITE_OK) {
-		*error_r = credentials_error(c, "get password");
+		*error_r = store_credentials_error(c, "get password");
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)account_id);
@@ -700,7 +695,7 @@ int store_credentials_get_password(struct store_credentials *c,
 		return 1;
 	if (rc == SQLITE_DONE)
 		return 0;
-	*error_r = credentials_error(c, "get password");
+	*error_r = store_credentials_error(c, "get password");
 	return -1;
 }
 
@@ -715,16 +710,18 @@ int store_credentials_delete(struct store_credentials *c, uint64_t account_id,
 	if (sqlite3_prepare_v2(c->db,
 			       "DELETE FROM password WHERE account_id = ?", -1,
 			       &st, NULL) != SQLITE_OK) {
-		*error_r = credentials_error(c, "delete credentials");
+		*error_r = store_credentials_error(c, "delete credentials");
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)account_id);
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		*error_r = credentials_error(c, "delete credentials");
+		*error_r = store_credentials_error(c, "delete credentials");
 		return -1;
 	}
+	if (store_twofactor_delete_account(c, account_id, error_r) != 0)
+		return -1;
 	return session_exec(c, "DELETE FROM web_session WHERE account_id = ?",
 			    NULL, (int64_t)account_id, -1, error_r) < 0
 		       ? -1
@@ -739,7 +736,7 @@ static int session_exec(struct store_credentials *c, const char *sql,
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		*error_r = credentials_error(c, "session");
+		*error_r = store_credentials_error(c, "session");
 		return -1;
 	}
 	int n = 1;
@@ -753,7 +750,7 @@ static int session_exec(struct store_credentials *c, const char *sql,
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		*error_r = credentials_error(c, "session");
+		*error_r = store_credentials_error(c, "session");
 		return -1;
 	}
 	return sqlite3_changes(c->db);
@@ -768,7 +765,7 @@ int store_session_add(struct store_credentials *c,
 			       " created, last_used, remote, user_agent)"
 			       " VALUES (?, ?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK) {
-		*error_r = credentials_error(c, "session add");
+		*error_r = store_credentials_error(c, "session add");
 		return -1;
 	}
 	sqlite3_bind_blob(st, 1, session->hash, STORE_SESSION_HASH_SIZE,
@@ -781,7 +778,7 @@ int store_session_add(struct store_credentials *c,
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		*error_r = credentials_error(c, "session add");
+		*error_r = store_credentials_error(c, "session add");
 		return -1;
 	}
 	return 0;
@@ -796,7 +793,7 @@ int store_session_get(struct store_credentials *c,
 			       "SELECT account_id, created, last_used, remote,"
 			       " user_agent FROM web_session WHERE hash = ?",
 			       -1, &st, NULL) != SQLITE_OK) {
-		*error_r = credentials_error(c, "session get");
+		*error_r = store_credentials_error(c, "session get");
 		return -1;
 	}
 	sqlite3_bind_blob(st, 1, hash, STORE_SESSION_HASH_SIZE, SQLITE_STATIC);
@@ -817,7 +814,7 @@ int store_session_get(struct store_credentials *c,
 		return 1;
 	if (rc == SQLITE_DONE)
 		return 0;
-	*error_r = credentials_error(c, "session get");
+	*error_r = store_credentials_error(c, "session get");
 	return -1;
 }
 
