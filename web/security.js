@@ -142,16 +142,21 @@ function appPart(st, refresh) {
 			}}, "Revoke"))));
 	const name = h("input", {type: "text", id: "app-name", maxlength: "64",
 		required: true, placeholder: "e.g. Thunderbird on the laptop"});
+	const password = h("input", {type: "password", id: "app-account-password",
+		autocomplete: "current-password", required: true});
 	const shown = h("div", {id: "app-created"});
 	const form = h("form", {id: "app-form"},
 		field("Name", name),
+		field("Your password", password),
 		h("div", {class: "form-actions"},
 			h("button", {type: "submit", class: "small-button"}, "Create app password")));
 	const say = noteIn(form);
 	form.addEventListener("submit", async (event) => {
 		event.preventDefault();
 		try {
-			const made = await apiPost("/api/app-passwords", {name: name.value.trim()});
+			const made = await apiPost("/api/app-passwords",
+				{name: name.value.trim(), password: password.value});
+			password.value = "";
 			await refresh();
 			const created = document.getElementById("app-created");
 			created.replaceChildren(h("p", {}, "The password for ", h("strong", {}, made.name),

@@ -775,10 +775,37 @@ static void op_totp_disable(struct twofactor_request *r,
 	sodium_memzero(&t, sizeof(t));
 }
 
+/* Whether password (arg2 of r) is the account's main password: a new
+ * way in to the mailbox is made only for one who knows it, not for a
+ * stolen session cookie alone. */
+static bool main_password_holds(struct twofactor_request *r,
+				struct store_credentials *c,
+				uint64_t account_id)
+{
+	const char *error;
+	char *phc = NULL;
+	int found = store_credentials_get_password(c, account_id, &phc, &error);
+	if (found < 0)
+		log_error("credential lookup: %s", error);
+	struct slice password = slice_make(r->arg2, r->arg2_len);
+	bool holds = found > 0 && password_verify(phc, password);
+	if (found <= 0)
+		password_verify_dummy(password);
+	if (phc != NULL) {
+		sodium_memzero(phc, strlen(phc));
+		free(phc);
+	}
+	return holds;
+}
+
 static void op_app_create(struct twofactor_request *r,
 			  struct store_credentials *c, uint64_t account_id)
 {
 	const char *error;
+	if (!main_password_holds(r, c, account_id)) {
+		r->status = AUTH_SECURITY_WRONG;
+		return;
+	}
 	/* A name is 1 to STORE_APP_PASSWORD_NAME_MAX bytes of UTF-8 text
 	 * without control characters (it is shown back, escaped). */
 	bool ok = r->arg1_len > 0 && r->arg1_len <= STORE_APP_PASSWORD_NAME_MAX;

@@ -9,7 +9,8 @@
  *   POST /api/2fa/confirm        {code} -> {recovery: [...]}
  *   POST /api/2fa/disable        {password, code}
  *   GET  /api/app-passwords      {app_passwords: [...]}
- *   POST /api/app-passwords      {name} -> {id, name, password}
+ *   POST /api/app-passwords      {name, password}: the account's own
+ *                                password again -> {id, name, password}
  *   POST /api/app-passwords/revoke {id}
  *   GET  /api/sessions           {sessions: [...]}
  *   POST /api/sessions/revoke    {id}: a session's public id
@@ -273,6 +274,7 @@ static void security_checked(struct http_call *c)
 		break;
 	case AUTH_SECURITY_APP_CREATE:
 		a1 = member(o, "name");
+		a2 = member(o, "password");
 		break;
 	case AUTH_SECURITY_APP_REVOKE: {
 		/* The id is a number in JSON; the auth process takes text. */
@@ -298,6 +300,8 @@ static void security_checked(struct http_call *c)
 	/* Jansson keeps its own copy of a password: wipe it. */
 	if (op == AUTH_SECURITY_TOTP_DISABLE && a1.n > 0)
 		sodium_memzero((char *)a1.p, a1.n);
+	if (op == AUTH_SECURITY_APP_CREATE && a2.n > 0)
+		sodium_memzero((char *)a2.p, a2.n);
 	json_decref(o);
 }
 

@@ -182,7 +182,16 @@ def test_totp_login_app_passwords_and_sessions(web):
     assert not imap_login(web, ALICE, PASSWORDS[ALICE])
     assert not smtp_login(web, ALICE, PASSWORDS[ALICE])
     # ... an app password does.
-    status, _, app = b.post("/api/app-passwords", {"name": "Thunderbird"})
+    # Only with the account's password again: a session cookie alone makes
+    # no new way in.
+    status, _, _ = b.post("/api/app-passwords", {"name": "Thunderbird"})
+    assert status == 403
+    status, _, _ = b.post("/api/app-passwords", {"name": "Thunderbird",
+                                                 "password": "wrong-password-1"})
+    assert status == 403
+    assert b.get("/api/app-passwords")[2]["app_passwords"] == []
+    status, _, app = b.post("/api/app-passwords", {"name": "Thunderbird",
+                                                   "password": PASSWORDS[ALICE]})
     assert status == 200, app
     assert len(app["password"]) == 19 and app["name"] == "Thunderbird"
     assert imap_login(web, ALICE, app["password"])
