@@ -25,6 +25,10 @@
 /* Default of audit.retention_days; 0 keeps everything. */
 #define AUDIT_DEFAULT_RETENTION_DAYS 180
 #define AUDIT_RETENTION_ACTION	     "retention"
+/* A webmail mailbox view: coalesced per session and mailbox over
+ * AUDIT_VIEW_COALESCE_SECONDS, since the webmail polls. */
+#define AUDIT_VIEW_ACTION	    "view mailbox"
+#define AUDIT_VIEW_COALESCE_SECONDS 900
 
 struct audit_log;
 

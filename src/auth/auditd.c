@@ -10,6 +10,7 @@
 #include "core/pool.h"
 
 #include <pthread.h>
+#include <sodium.h>
 
 #include <event2/event.h>
 
@@ -86,6 +87,44 @@ static int field(struct slice *cursor, char *out, size_t size)
 	return 0;
 }
 
+/* Coalescing mailbox views: one entry per (account, session, mailbox) in
+ * AUDIT_VIEW_COALESCE_SECONDS. A small table on the loop; a slot reused
+ * early only costs one more entry. */
+#define AUDITD_VIEW_SLOTS 512
+struct view_slot {
+	uint8_t key[crypto_generichash_BYTES_MIN];
+	time_t when;
+};
+static struct view_slot view_slots[AUDITD_VIEW_SLOTS];
+
+static bool view_is_new(const struct store_audit_entry *e, time_t now)
+{
+	uint8_t key[crypto_generichash_BYTES_MIN];
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, sizeof(key));
+	crypto_generichash_update(&st, (const uint8_t *)&e->account_id,
+				  sizeof(e->account_id));
+	crypto_generichash_update(&st, (const uint8_t *)e->session,
+				  strlen(e->session) + 1);
+	crypto_generichash_update(&st, (const uint8_t *)e->detail,
+				  strlen(e->detail) + 1);
+	crypto_generichash_final(&st, key, sizeof(key));
+	struct view_slot *oldest = &view_slots[0], *hit = NULL;
+	for (size_t i = 0; i < AUDITD_VIEW_SLOTS && hit == NULL; i++) {
+		struct view_slot *v = &view_slots[i];
+		if (memcmp(v->key, key, sizeof(key)) == 0 && v->when != 0)
+			hit = v;
+		else if (v->when < oldest->when)
+			oldest = v;
+	}
+	if (hit != NULL && now - hit->when < AUDIT_VIEW_COALESCE_SECONDS)
+		return false;
+	struct view_slot *v = hit != NULL ? hit : oldest;
+	memcpy(v->key, key, sizeof(key));
+	v->when = now;
+	return true;
+}
+
 int auditd_event_frame(const struct ipc_frame *f)
 {
 	struct store_audit_entry *e = xcalloc(1, sizeof(*e));
@@ -100,7 +139,8 @@ int auditd_event_frame(const struct ipc_frame *f)
 		 cursor.n == 0 && e->action[0] != '\0' &&
 		 /* Only the auth process vouches for a drop. */
 		 strcmp(e->action, AUDIT_RETENTION_ACTION) != 0;
-	if (ok)
+	if (ok && (strcmp(e->action, AUDIT_VIEW_ACTION) != 0 ||
+		   view_is_new(e, time(NULL))))
 		auditd_record(e);
 	free(e);
 	return ok ? 0 : -1;

@@ -452,8 +452,9 @@ static void audit_job(const struct authd_job *job)
 	const char *user = job->account_id || job->address[0] ? job->address
 							      : job->username;
 	audit_field_set(e.user, sizeof(e.user), slice_cstr(user));
+	/* Only the webmail has sessions to end. */
 	audit_field_set(e.protocol, sizeof(e.protocol),
-			slice_cstr(job->protocol));
+			slice_cstr(job->protocol[0] ? job->protocol : "web"));
 	audit_field_set(e.remote, sizeof(e.remote), slice_cstr(job->remote));
 	audit_field_set(e.action, sizeof(e.action), slice_cstr(action));
 	audit_field_set(e.detail, sizeof(e.detail), slice_cstr(detail));
