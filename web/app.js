@@ -15,6 +15,7 @@ import {reader, initReader, openConversation, closeReader, replyTarget, deleteRo
 	renderEmpty} from "./reader.js";
 import {initCompose, openCompose, closeCompose, composeOpen} from "./compose.js";
 import {openSettings, closeSettings, shortcutTable} from "./settings.js";
+import {openActivity} from "./activity.js";
 
 const state = {
 	brand: null,
@@ -372,6 +373,7 @@ function bind() {
 	});
 	$("compose-fab").addEventListener("click", () => openCompose("new").catch(report));
 	$("settings-button").addEventListener("click", () => openSettings(state.brand).catch(report));
+	$("activity-button").addEventListener("click", () => openActivity(closeSettings).catch(report));
 	$("menu-button").addEventListener("click", () =>
 		setDrawer(!$("app").classList.contains("drawer-open")));
 	$("drawer-scrim").addEventListener("click", () => setDrawer(false));

@@ -46,11 +46,14 @@ static int text(struct slice *cursor, char *out, size_t size)
 }
 
 int audit_page_begin(struct slice *cursor, uint64_t *account_id_r,
-		     char *session_r, size_t size)
+		     char *session_r, size_t size, bool *more_r)
 {
+	struct slice more;
 	if (ipc_get_u64(cursor, account_id_r) != 0 ||
-	    text(cursor, session_r, size) != 0)
+	    text(cursor, session_r, size) != 0 ||
+	    ipc_get_bytes(cursor, &more) != 0 || more.n != 1 || more.p[0] > 1)
 		return -1;
+	*more_r = more.p[0] == 1;
 	return 0;
 }
 

@@ -42,10 +42,11 @@ struct auth_request *auth_activity(struct auth_client *c,
 				   int64_t before_id, size_t limit,
 				   auth_activity_callback *cb, void *context);
 
-/* Reads a page's head: the account (0: the session is over) and the asking
- * session's public id. -1 when malformed. */
+/* Reads a page's head: the account (0: the session is over), the asking
+ * session's public id and whether more entries are left. -1 when
+ * malformed. */
 int audit_page_begin(struct slice *cursor, uint64_t *account_id_r,
-		     char *session_r, size_t size);
+		     char *session_r, size_t size, bool *more_r);
 /* The next entry of a page (user and mac stay empty): 1, or 0 at the end,
  * -1 when malformed. */
 int audit_page_next(struct slice *cursor, struct store_audit_entry *e);

@@ -148,13 +148,17 @@ int auditd_event_frame(const struct ipc_frame *f)
 
 struct page {
 	struct buf *out;
-	size_t entries;
-	int64_t last_id;
+	size_t entries, limit;
+	bool more; /* entries are left behind the page */
 };
 
 static int page_add(const struct store_audit_entry *e, void *context)
 {
 	struct page *p = context;
+	if (p->entries == p->limit) {
+		p->more = true;
+		return 1;
+	}
 	size_t before = p->out->n;
 	ipc_put_u64(p->out, (uint64_t)e->id);
 	ipc_put_u64(p->out, (uint64_t)e->time);
@@ -168,6 +172,7 @@ static int page_add(const struct store_audit_entry *e, void *context)
 		 * with it. */
 		p->out->n = before;
 		p->out->overflowed = false;
+		p->more = true;
 		return 1;
 	}
 	p->entries++;
@@ -181,19 +186,24 @@ void auditd_page(uint64_t account_id, const char *session, int64_t before_id,
 	struct audit_log *log = account_id != 0 ? my_log() : NULL;
 	ipc_put_u64(out, log != NULL ? account_id : 0);
 	ipc_put_bytes(out, slice_cstr(session));
-	if (log == NULL)
+	/* Whether more entries follow this page: one byte, set below. */
+	static const uint8_t no_more = 0;
+	size_t more_at = out->n + 2;
+	ipc_put_bytes(out, slice_make(&no_more, 1));
+	if (log == NULL || buf_overflowed(out))
 		return;
 	if (limit == 0 || limit > AUDITD_PAGE_MAX)
 		limit = AUDITD_PAGE_MAX;
 	struct store_audit_query q = {.account_id = account_id,
 				      .before_id =
 					      before_id > 0 ? before_id : 0,
-				      .limit = limit,
+				      .limit = limit + 1,
 				      .newest_first = true};
-	struct page p = {.out = out};
+	struct page p = {.out = out, .limit = limit};
 	const char *error;
 	if (store_audit_scan(audit_store(log), &q, page_add, &p, &error) != 0)
 		log_error("audit page: %s", error);
+	out->p[more_at] = p.more;
 }
 
 static void retention_work(void *arg)

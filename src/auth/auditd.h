@@ -39,7 +39,8 @@ int auditd_event_frame(const struct ipc_frame *f);
 
 /* On a pool thread: builds the IPC_AUDIT_PAGE reply of request id into
  * out: account_id's entries below before_id (0: from the newest), at most
- * limit (and AUDITD_PAGE_MAX); session is the asking session's public id.
+ * limit (and AUDITD_PAGE_MAX), and whether more are left; session is the
+ * asking session's public id.
  * An account id of 0 gives an empty page that says "no session". */
 void auditd_page(uint64_t account_id, const char *session, int64_t before_id,
 		 size_t limit, uint32_t id, struct buf *out);

@@ -44,7 +44,7 @@ enum ipc_type {
 	 * answered by IPC_AUDIT_PAGE */
 	IPC_AUDIT_QUERY = 21,
 	/* auth -> http: u64 account id (0: no session), the session's public
-	 * id, then per entry, newest first: u64 id, u64 time, protocol,
+	 * id, one byte (1: more entries follow this page), then per entry, newest first: u64 id, u64 time, protocol,
 	 * remote, session, action, detail; as many as fit one frame */
 	IPC_AUDIT_PAGE = 22,
 };

@@ -274,8 +274,10 @@ static void activity_page(void *context, enum auth_result result,
 	uint64_t account = 0;
 	char session[STORE_AUDIT_MAX_SESSION + 1];
 	struct slice cursor = page;
-	if (result != AUTH_OK || audit_page_begin(&cursor, &account, session,
-						  sizeof(session)) != 0) {
+	bool more = false;
+	if (result != AUTH_OK ||
+	    audit_page_begin(&cursor, &account, session, sizeof(session),
+			     &more) != 0) {
 		c->reply_code = 503;
 		buf_append_cstr(&c->reply, "{\"error\":\"unavailable\"}");
 		http_call_finish(c);
@@ -307,8 +309,7 @@ static void activity_page(void *context, enum auth_result result,
 	free(e);
 	json_t *o =
 		json_pack("{ss so}", "session", session, "entries", entries);
-	/* A page that came back full may have more behind it. */
-	if (r == 0 && last > 1 && json_array_size(entries) > 0)
+	if (r == 0 && more && last > 0)
 		json_object_set_new(o, "next", json_integer(last));
 	char *text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);

@@ -172,6 +172,7 @@ def test_webmail_actions_and_activity_page(srv):
     assert status == 200, page
     got = page["entries"]
     assert page["session"] == sid
+    assert "next" not in page  # all of alice's entries fit one page
     assert [e["id"] for e in got] == sorted((e["id"] for e in got), reverse=True)
     mine = {e["id"] for e in entries(srv, "--user", ALICE)}
     assert {e["id"] for e in got} <= mine
