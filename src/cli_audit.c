@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "store/store.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <unistd.h>
@@ -95,7 +96,17 @@ static int print_entry(const struct store_audit_entry *e, void *context)
 
 static int audit_list(const char *data_dir, const struct cli_audit_options *o)
 {
-	struct store_audit_query q = {.user = o->user};
+	/* Addresses are stored in lower case. */
+	char user[STORE_MAX_ADDRESS + 1] = "";
+	for (size_t i = 0; o->user != NULL && o->user[i] != '\0'; i++) {
+		if (i + 1 == sizeof(user)) {
+			fprintf(stderr, "dijk: --user: too long\n");
+			return 2;
+		}
+		user[i] = (char)tolower((unsigned char)o->user[i]);
+		user[i + 1] = '\0';
+	}
+	struct store_audit_query q = {.user = o->user ? user : NULL};
 	if (o->since != NULL &&
 	    parse_when(o->since, (int64_t)time(NULL), &q.since) != 0) {
 		fprintf(stderr,

@@ -12,6 +12,7 @@ const ACTIONS = {
 	"login": "Signed in",
 	"login failed": "Failed sign-in",
 	"logout": "Signed out",
+	"session expired": "Session ended (unused too long)",
 	"client": "Mail program identified itself",
 	"select": "Opened folder",
 	"examine": "Looked into folder",

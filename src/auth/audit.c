@@ -5,8 +5,6 @@
 
 #include "auth/audit.h"
 
-#include "core/utf8.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -430,32 +428,4 @@ out:
 	store_audit_rollback(log->store);
 	free(first);
 	return ret;
-}
-
-void audit_field_set(char *field, size_t size, struct slice text)
-{
-	DIJK_ASSERT(size > 0);
-	size_t out = 0, i = 0;
-	while (i < text.n) {
-		uint8_t c = text.p[i];
-		size_t len = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-		if (i + len > text.n ||
-		    (len > 1 && !utf8_valid(slice_make(text.p + i, len))))
-			len = 0; /* not a character: one '?' for the byte */
-		size_t take = len == 0 ? 1 : len;
-		if (out + take >= size)
-			break;
-		if (len == 0 || (len == 1 && (c < 0x20 || c == 0x7f)))
-			field[out++] = '?';
-		else
-			memcpy(field + out, text.p + i, len), out += len;
-		i += take;
-	}
-	field[out] = '\0';
-}
-
-void audit_session_id(const uint8_t *session_hash,
-		      char id_r[AUDIT_SESSION_ID_SIZE])
-{
-	sodium_bin2hex(id_r, AUDIT_SESSION_ID_SIZE, session_hash, 8);
 }

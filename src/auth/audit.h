@@ -19,6 +19,7 @@
 
 #include "core/common.h"
 
+#include "auth/audit_wire.h"
 #include "store/audit.h"
 
 #define AUDIT_KEY_SIZE 32
@@ -71,16 +72,5 @@ void audit_mac(const uint8_t key[AUDIT_KEY_SIZE],
 	       const uint8_t prev[STORE_AUDIT_MAC_SIZE],
 	       const struct store_audit_entry *e,
 	       uint8_t mac_r[STORE_AUDIT_MAC_SIZE]);
-
-/* Copies text into a field of size bytes, cutting it at a UTF-8 character
- * boundary and turning control characters into '?', so that an entry never
- * carries a line break or escape into a terminal or a table. */
-void audit_field_set(char *field, size_t size, struct slice text);
-
-/* A web session's public id: the lowercase hex of the first 8 bytes of its
- * stored hash (17 bytes with the NUL). */
-#define AUDIT_SESSION_ID_SIZE 17
-void audit_session_id(const uint8_t *session_hash,
-		      char id_r[AUDIT_SESSION_ID_SIZE]);
 
 #endif

@@ -1,11 +1,9 @@
-/* audit_client.c: audit events as the workers send them, and the pages of
- * entries the auth process answers with. */
+/* audit_client.c: audit events as the workers send them. */
 #include "core/common.h"
 
 #include "auth/audit_client.h"
 
 #include "auth/audit.h"
-#include "core/ipc.h"
 
 void auth_audit(struct auth_client *c, const struct audit_event *e)
 {
@@ -34,44 +32,4 @@ void auth_audit(struct auth_client *c, const struct audit_event *e)
 	};
 	auth_send_event(c, fields, ARRAY_SIZE(fields));
 	free(f);
-}
-
-static int text(struct slice *cursor, char *out, size_t size)
-{
-	struct slice f;
-	if (ipc_get_bytes(cursor, &f) != 0 || f.n >= size)
-		return -1;
-	audit_field_set(out, size, f);
-	return 0;
-}
-
-int audit_page_begin(struct slice *cursor, uint64_t *account_id_r,
-		     char *session_r, size_t size, bool *more_r)
-{
-	struct slice more;
-	if (ipc_get_u64(cursor, account_id_r) != 0 ||
-	    text(cursor, session_r, size) != 0 ||
-	    ipc_get_bytes(cursor, &more) != 0 || more.n != 1 || more.p[0] > 1)
-		return -1;
-	*more_r = more.p[0] == 1;
-	return 0;
-}
-
-int audit_page_next(struct slice *cursor, struct store_audit_entry *e)
-{
-	if (cursor->n == 0)
-		return 0;
-	memset(e, 0, sizeof(*e));
-	uint64_t id, when;
-	if (ipc_get_u64(cursor, &id) != 0 || ipc_get_u64(cursor, &when) != 0 ||
-	    id > INT64_MAX || when > INT64_MAX ||
-	    text(cursor, e->protocol, sizeof(e->protocol)) != 0 ||
-	    text(cursor, e->remote, sizeof(e->remote)) != 0 ||
-	    text(cursor, e->session, sizeof(e->session)) != 0 ||
-	    text(cursor, e->action, sizeof(e->action)) != 0 ||
-	    text(cursor, e->detail, sizeof(e->detail)) != 0)
-		return -1;
-	e->id = (int64_t)id;
-	e->time = (int64_t)when;
-	return 1;
 }

@@ -7,6 +7,7 @@
 
 #include "core/common.h"
 
+#include "auth/audit_wire.h"
 #include "auth/auth.h"
 #include "store/audit.h"
 
@@ -31,7 +32,8 @@ void auth_send_event(struct auth_client *c, const struct slice *fields,
 		     size_t count);
 
 /* An activity page: on AUTH_OK, page is the IPC_AUDIT_PAGE payload, valid
- * during the call (read it with audit_page_begin/audit_page_next); on
+ * during the call (read it with audit_page_begin/audit_page_next of
+ * auth/audit_wire.h); on
  * AUTH_UNAVAILABLE it is empty. */
 typedef void auth_activity_callback(void *context, enum auth_result result,
 				    struct slice page);
@@ -41,14 +43,5 @@ struct auth_request *auth_activity(struct auth_client *c,
 				   const uint8_t token[AUTH_TOKEN_SIZE],
 				   int64_t before_id, size_t limit,
 				   auth_activity_callback *cb, void *context);
-
-/* Reads a page's head: the account (0: the session is over), the asking
- * session's public id and whether more entries are left. -1 when
- * malformed. */
-int audit_page_begin(struct slice *cursor, uint64_t *account_id_r,
-		     char *session_r, size_t size, bool *more_r);
-/* The next entry of a page (user and mac stay empty): 1, or 0 at the end,
- * -1 when malformed. */
-int audit_page_next(struct slice *cursor, struct store_audit_entry *e);
 
 #endif

@@ -76,17 +76,6 @@ void auditd_record(const struct store_audit_entry *e)
 	pool_submit(auditd.pool, append_work, append_done, copy);
 }
 
-static int field(struct slice *cursor, char *out, size_t size)
-{
-	struct slice f;
-	/* Longer than the limit is a worker's bug or worse: refused, not
-	 * cut, so that nothing is logged that the worker did not send. */
-	if (ipc_get_bytes(cursor, &f) != 0 || f.n >= size)
-		return -1;
-	audit_field_set(out, size, f);
-	return 0;
-}
-
 /* Coalescing mailbox views: one entry per (account, session, mailbox) in
  * AUDIT_VIEW_COALESCE_SECONDS. A small table on the loop; a slot reused
  * early only costs one more entry. */
@@ -128,15 +117,7 @@ static bool view_is_new(const struct store_audit_entry *e, time_t now)
 int auditd_event_frame(const struct ipc_frame *f)
 {
 	struct store_audit_entry *e = xcalloc(1, sizeof(*e));
-	struct slice cursor = f->payload;
-	int ok = ipc_get_u64(&cursor, &e->account_id) == 0 &&
-		 field(&cursor, e->user, sizeof(e->user)) == 0 &&
-		 field(&cursor, e->protocol, sizeof(e->protocol)) == 0 &&
-		 field(&cursor, e->remote, sizeof(e->remote)) == 0 &&
-		 field(&cursor, e->session, sizeof(e->session)) == 0 &&
-		 field(&cursor, e->action, sizeof(e->action)) == 0 &&
-		 field(&cursor, e->detail, sizeof(e->detail)) == 0 &&
-		 cursor.n == 0 && e->action[0] != '\0' &&
+	int ok = audit_event_parse(f->payload, e) == 0 &&
 		 /* Only the auth process vouches for a drop. */
 		 strcmp(e->action, AUDIT_RETENTION_ACTION) != 0;
 	if (ok && (strcmp(e->action, AUDIT_VIEW_ACTION) != 0 ||

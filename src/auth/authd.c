@@ -69,6 +69,7 @@ struct authd_job {
 	int64_t before_id;
 	uint64_t limit;
 	struct buf reply;
+	uint64_t expired_account; /* a session found over and ended */
 };
 
 /* Each pool thread keeps its own store handles, in a slot of its own so
@@ -174,8 +175,11 @@ static void session_check(struct authd_job *job, struct store *store,
 	    store_user_address(store, session.account_id, job->address,
 			       sizeof(job->address), &error) != 0) {
 		/* Over, or its user is gone: it can never be used again. */
-		if (store_session_delete(credentials, hash, &error) < 0)
+		int deleted = store_session_delete(credentials, hash, &error);
+		if (deleted < 0)
 			log_error("session: %s", error);
+		if (deleted > 0)
+			job->expired_account = session.account_id;
 		return;
 	}
 	/* Use soon after the last one is not worth a write: within a minute,
@@ -446,6 +450,18 @@ static void audit_job(const struct authd_job *job)
 	} else if (job->type == IPC_PASSWORD_CHANGE &&
 		   job->outcome != AUTH_PASSWORD_NO_SESSION) {
 		action = changes[job->outcome];
+	}
+	if (job->expired_account != 0) {
+		struct store_audit_entry ended = {.account_id =
+							  job->expired_account};
+		uint8_t hash[STORE_SESSION_HASH_SIZE];
+		session_hash(job->token, hash);
+		audit_session_id(hash, ended.session);
+		audit_field_set(ended.protocol, sizeof(ended.protocol),
+				slice_cstr("web"));
+		audit_field_set(ended.action, sizeof(ended.action),
+				slice_cstr("session expired"));
+		auditd_record(&ended);
 	}
 	if (action == NULL)
 		return;

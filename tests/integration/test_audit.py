@@ -292,8 +292,24 @@ def test_cli_filters(srv):
     assert entries(srv, "--since", "1h")
     future = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 2 * 86400))
     assert entries(srv, "--since", future) == []
+    assert entries(srv, "--user", ALICE.upper()) == alice
     table = srv.cli("audit", "--user", ALICE).stdout.decode().splitlines()
     assert table[0].split()[:2] == ["ID", "TIME"]
     assert len(table) == len(alice) + 1
     r = srv.cli("audit", "--since", "yesterday-ish", check=False)
     assert r.returncode == 2
+
+
+def test_expired_session_is_logged(dijk_factory):
+    d = dijk_factory("expiry", {"http.session_idle": "5"})
+    web = Web(d, ALICE)
+    sid = session_id(web)
+    time.sleep(6.5)
+    status, _, _ = web.raw("GET", "/api/activity")
+    assert status == 401
+    [ended] = wait_entry(d, lambda e: e["action"] == "session expired", "session expired")
+    assert ended["session"] == sid and ended["protocol"] == "web"
+    alice_id = next(e["account_id"] for e in entries(d) if e["action"] == "user add"
+                    and e["user"] == ALICE)
+    assert ended["account_id"] == alice_id
+    assert verify(d)[0] == 0
