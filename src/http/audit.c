@@ -205,7 +205,8 @@ static void note_email_set(struct http_call *c, json_t *args, json_t *result)
 }
 
 void http_audit_jmap(struct http_call *c, struct store *store,
-		     const char *method, json_t *args, json_t *result)
+		     json_t *created_ids, const char *method, json_t *args,
+		     json_t *result)
 {
 	if (result == NULL || json_object_get(result, "type") != NULL)
 		return; /* an error: nothing happened */
@@ -239,9 +240,18 @@ void http_audit_jmap(struct http_call *c, struct store *store,
 		{
 			json_t *create = json_object_get(
 				json_object_get(args, "create"), key);
-			json_t *email = json_object_get(create, "emailId");
-			if (json_is_string(email))
-				json_array_append(emails, email);
+			const char *email = json_string_value(
+				json_object_get(create, "emailId"));
+			/* "#k" names an Email made earlier in the request. */
+			if (email != NULL && email[0] == '#') {
+				const char *id =
+					json_string_value(json_object_get(
+						created_ids, email + 1));
+				email = id != NULL ? id : email;
+			}
+			if (email != NULL)
+				json_array_append_new(emails,
+						      json_string(email));
 		}
 		note_ids(c, "send", "message", emails);
 		json_decref(emails);

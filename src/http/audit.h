@@ -25,8 +25,9 @@ void http_audit_note(struct http_call *c, const char *action, const char *fmt,
 void http_audit_flush(struct http_call *c);
 void http_audit_free(struct http_call *c);
 
-/* Notes what a JMAP method call did (pool thread). */
-void http_audit_jmap(struct http_call *c, struct store *store,
+/* Notes what a JMAP method call did (pool thread); created maps the
+ * request's creation ids to the ids they got. */
+void http_audit_jmap(struct http_call *c, struct store *store, json_t *created,
 		     const char *method, json_t *args, json_t *result);
 
 /* GET /api/activity; false for other paths. */

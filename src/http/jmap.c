@@ -285,8 +285,8 @@ static void api_work(struct http_call *c, struct store *store)
 				name = "error";
 			} else {
 				result = m->run(&jc, args);
-				http_audit_jmap(c, store, m->name, args,
-						result);
+				http_audit_jmap(c, store, jc.created, m->name,
+						args, result);
 				if (jc.failed)
 					name = "error";
 				jc.failed = false;
@@ -303,7 +303,7 @@ static void api_work(struct http_call *c, struct store *store)
 		{
 			json_t *more =
 				jmap_email_set(&jc, json_array_get(extra, 1));
-			http_audit_jmap(c, store, "Email/set",
+			http_audit_jmap(c, store, jc.created, "Email/set",
 					json_array_get(extra, 1), more);
 			json_array_append_new(
 				responses,

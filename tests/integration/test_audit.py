@@ -154,6 +154,18 @@ def test_webmail_actions_and_activity_page(srv):
                         "properties": ["id", "bodyValues", "textBody"]}, "0"]])
     api([["Email/set", {"accountId": acct, "update": {ids[0]: {"mailboxIds": {trash: True}}}}, "0"]])
     api([["Email/set", {"accountId": acct, "destroy": [ids[0]]}, "0"]])
+    drafts = next(b["id"] for b in boxes if b["role"] == "drafts")
+    sent = api([
+        ["Email/set", {"accountId": acct, "create": {"d": {
+            "mailboxIds": {drafts: True}, "from": [{"email": ALICE}],
+            "to": [{"email": BOB}], "subject": "from the web",
+            "bodyValues": {"1": {"value": "hello\n"}},
+            "textBody": [{"partId": "1", "type": "text/plain"}],
+            "keywords": {"$draft": True}}}}, "0"],
+        ["EmailSubmission/set", {"accountId": acct, "create": {
+            "k": {"identityId": "i" + acct[1:], "emailId": "#d"}}}, "1"]])
+    draft_id = sent[0][1]["created"]["d"]["id"]
+    assert "k" in sent[1][1]["created"], sent
 
     def web_entries(action):
         return wait_entry(srv, lambda e: e["protocol"] == "web" and e["action"] == action
@@ -166,6 +178,8 @@ def test_webmail_actions_and_activity_page(srv):
     assert len(reads) == 1 and ids[0] in reads[0]["detail"], reads
     assert ids[0] in web_entries("move")[-1]["detail"]
     assert ids[0] in web_entries("delete")[-1]["detail"]
+    send = web_entries("send")[-1]
+    assert send["detail"] == f"1 message: {draft_id}", send
 
     # The Activity page: alice's own entries, newest first, hers marked.
     status, _, page = web.raw("GET", "/api/activity?limit=500")

@@ -6,6 +6,8 @@
 
 #include "auth/audit.h"
 
+#include "core/ipc.h"
+
 #include <ftw.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -108,6 +110,151 @@ static void test_fields(void)
 			    0x02, 0x03, 0x04, 0xff};
 	audit_session_id(hash, id);
 	CHECK(strcmp(id, "deadbeef01020304") == 0);
+}
+
+/* An IPC payload from fields: "u:N" is a u64, "f:N" a field of one byte
+ * N, anything else a byte string. */
+static struct slice payload(struct buf *b, const char *const *fields,
+			    size_t count)
+{
+	buf_reset(b);
+	for (size_t i = 0; i < count; i++) {
+		const char *f = fields[i];
+		uint8_t byte = (uint8_t)(f[2] - '0');
+		if (strncmp(f, "u:", 2) == 0)
+			ipc_put_u64(b, strtoull(f + 2, NULL, 10));
+		else if (strncmp(f, "f:", 2) == 0)
+			ipc_put_bytes(b, slice_make(&byte, 1));
+		else
+			ipc_put_bytes(b, slice_cstr(f));
+	}
+	return buf_slice(b);
+}
+
+static void test_wire(void)
+{
+	static char long_detail[STORE_AUDIT_MAX_DETAIL + 2];
+	memset(long_detail, 'x', sizeof(long_detail) - 1);
+	static const struct {
+		const char *name;
+		const char *fields[8];
+		size_t count;
+		int result;
+		const char *detail;
+	} events[] = {
+		{"ok",
+		 {"u:3", "alice@example.test", "imap", "192.0.2.1", "imap-1-2",
+		  "fetch", "INBOX: 1 message, UID 4"},
+		 7,
+		 0,
+		 "INBOX: 1 message, UID 4"},
+		{"control bytes cleaned",
+		 {"u:3", "a", "imap", "r", "s", "fetch", "x\r\ny"},
+		 7,
+		 0,
+		 "x??y"},
+		{"missing detail",
+		 {"u:3", "a", "imap", "r", "s", "fetch"},
+		 6,
+		 -1,
+		 NULL},
+		{"trailing field",
+		 {"u:3", "a", "imap", "r", "s", "fetch", "d", "more"},
+		 8,
+		 -1,
+		 NULL},
+		{"empty action",
+		 {"u:3", "a", "imap", "r", "s", "", "d"},
+		 7,
+		 -1,
+		 NULL},
+		{"account not a u64",
+		 {"3", "a", "imap", "r", "s", "fetch", "d"},
+		 7,
+		 -1,
+		 NULL},
+		{"protocol too long",
+		 {"u:3", "a", "imap-imap-imap-imap", "r", "s", "fetch", "d"},
+		 7,
+		 -1,
+		 NULL},
+		{"detail too long",
+		 {"u:3", "a", "imap", "r", "s", "fetch", long_detail},
+		 7,
+		 -1,
+		 NULL},
+	};
+	struct buf b;
+	buf_init(&b, IPC_MAX_FRAME);
+	for (size_t i = 0; i < ARRAY_SIZE(events); i++) {
+		struct store_audit_entry e;
+		int r = audit_event_parse(
+			payload(&b, events[i].fields, events[i].count), &e);
+		CHECK_CASE(r == events[i].result, i, events[i].name);
+		if (r == 0)
+			CHECK_CASE(strcmp(e.detail, events[i].detail) == 0 &&
+					   e.account_id == 3,
+				   i, events[i].name);
+	}
+	static const struct {
+		const char *name;
+		const char *fields[12];
+		size_t count;
+		int head;    /* what audit_page_begin returns */
+		bool more;   /* and says */
+		int entries; /* read before the end, or -1: malformed */
+	} pages[] = {
+		{"empty", {"u:3", "0123456789abcdef", "f:0"}, 3, 0, false, 0},
+		{"one entry, more behind",
+		 {"u:3", "s", "f:1", "u:9", "u:100", "web", "127.0.0.1", "s",
+		  "read", "1 message: e7"},
+		 10,
+		 0,
+		 true,
+		 1},
+		{"more flag 2", {"u:3", "s", "f:2"}, 3, -1, false, 0},
+		{"no flag", {"u:3", "s"}, 2, -1, false, 0},
+		{"entry cut short",
+		 {"u:3", "s", "f:0", "u:9", "u:100", "web", "127.0.0.1", "s",
+		  "read"},
+		 9,
+		 0,
+		 false,
+		 -1},
+		{"id not a u64",
+		 {"u:3", "s", "f:0", "9", "u:100", "web", "127.0.0.1", "s",
+		  "read", "d"},
+		 10,
+		 0,
+		 false,
+		 -1},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(pages); i++) {
+		struct slice cursor =
+			payload(&b, pages[i].fields, pages[i].count);
+		uint64_t account;
+		char session[STORE_AUDIT_MAX_SESSION + 1];
+		bool more = false;
+		int head = audit_page_begin(&cursor, &account, session,
+					    sizeof(session), &more);
+		CHECK_CASE(head == pages[i].head, i, pages[i].name);
+		if (head != 0)
+			continue;
+		CHECK_CASE(account == 3 && more == pages[i].more, i,
+			   pages[i].name);
+		struct store_audit_entry e;
+		int r, n = 0;
+		while ((r = audit_page_next(&cursor, &e)) == 1)
+			n++;
+		CHECK_CASE(r == 0 ? n == pages[i].entries
+				  : pages[i].entries == -1,
+			   i, pages[i].name);
+		if (pages[i].entries == 1)
+			CHECK_CASE(e.id == 9 && e.time == 100 &&
+					   strcmp(e.action, "read") == 0,
+				   i, pages[i].name);
+	}
+	buf_free(&b);
 }
 
 static void test_key_and_chain(void)
@@ -279,6 +426,7 @@ int main(void)
 {
 	CHECK(mkdtemp(data_dir) != NULL);
 	test_fields();
+	test_wire();
 	test_key_and_chain();
 	test_tampering();
 	test_retention();
