@@ -327,3 +327,52 @@ def test_expired_session_is_logged(dijk_factory):
                     and e["user"] == ALICE)
     assert ended["account_id"] == alice_id
     assert verify(d)[0] == 0
+
+
+def mac(key, prev, row):
+    """The entry's MAC as docs/security.md describes it: HMAC-SHA256 over the
+    previous MAC, then id, time and account as 64-bit big-endian numbers,
+    then each text field with its length as a 64-bit big-endian number."""
+    import hmac
+    import struct
+    (id_, when, account, user, protocol, remote, session, action, detail) = row
+    data = prev + struct.pack(">QqQ", id_, when, account)
+    for text in (user, protocol, remote, session, action, detail):
+        b = text.encode()
+        data += struct.pack(">Q", len(b)) + b
+    return hmac.new(key, data, hashlib.sha256).digest()
+
+
+def test_auth_process_drops_old_days_at_start(dijk_factory):
+    d = dijk_factory("retention", {"audit.retention_days": "2"}, start=False)
+    # Ten days pass for the entries made so far: re-dated and re-chained
+    # with the key, as only its holder can.
+    key = (d.data / "audit.key").read_bytes()
+    db = sqlite3.connect(d.data / "audit.db")
+    rows = db.execute("SELECT id, time, account_id, user, protocol, remote, session,"
+                      " action, detail, mac FROM audit ORDER BY id").fetchall()
+    prev = new_prev = bytes(32)
+    for row in rows:
+        assert mac(key, prev, row[:9]) == row[9]  # the format is the documented one
+        prev = row[9]
+        old = (row[0], row[1] - 10 * 86400) + row[2:9]
+        new_prev = mac(key, new_prev, old)
+        db.execute("UPDATE audit SET time = ?, mac = ? WHERE id = ?",
+                   (old[1], new_prev, row[0]))
+    db.commit()
+    db.close()
+    assert verify(d)[0] == 0
+    d.cli("domain", "add", "today.test")
+    d.start()
+    [marker] = wait_entry(d, lambda e: e["action"] == "retention", "retention marker")
+    assert f"dropped ids 1-{len(rows)}" in marker["detail"], marker
+    left = entries(d)
+    assert [e["action"] for e in left] == ["domain add", "retention"], left
+    code, out = verify(d)
+    assert code == 0 and "2 entries" in out, out
+    db = sqlite3.connect(d.data / "audit.db")
+    db.execute("DELETE FROM audit WHERE id = ?", (left[0]["id"],))
+    db.commit()
+    db.close()
+    code, out = verify(d)
+    assert code == 1 and f"entry {marker['id']}:" in out, out
