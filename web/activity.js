@@ -30,6 +30,8 @@ const ACTIONS = {
 	"settings change": "Changed settings",
 	"identity change": "Changed sender identity",
 	"mailbox change": "Changed folders",
+	"delete mailbox": "Deleted a folder",
+	"rename mailbox": "Renamed a folder",
 	"user add": "Account created by the administrator",
 	"user passwd": "Password set by the administrator",
 	"retention": "Older entries removed",

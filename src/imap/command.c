@@ -353,9 +353,11 @@ static void cmd_delete(struct imap_session *s, struct store *store,
 	int rc = store_mailbox_delete(store, s->account_id, name, &error);
 	if (rc == STORE_MAILBOX_FAILED)
 		log_error("DELETE: %s", error);
-	if (rc == STORE_MAILBOX_OK)
+	if (rc == STORE_MAILBOX_OK) {
+		/* Its messages go with it. */
+		imap_audit_note(s, "delete mailbox", false, "%s", name);
 		imap_result(r, "OK", "DELETE completed");
-	else
+	} else
 		imap_result(r, "NO", "%s", mailbox_error(rc));
 }
 
@@ -373,9 +375,11 @@ static void cmd_rename(struct imap_session *s, struct store *store,
 	int rc = store_mailbox_rename(store, s->account_id, from, to, &error);
 	if (rc == STORE_MAILBOX_FAILED)
 		log_error("RENAME: %s", error);
-	if (rc == STORE_MAILBOX_OK)
+	if (rc == STORE_MAILBOX_OK) {
+		imap_audit_note(s, "rename mailbox", false, "%s to %s", from,
+				to);
 		imap_result(r, "OK", "RENAME completed");
-	else
+	} else
 		imap_result(r, "NO", "%s", mailbox_error(rc));
 }
 

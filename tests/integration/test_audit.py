@@ -84,6 +84,9 @@ def test_imap_session_is_logged(srv):
     assert typ == "OK"
     m.uid("STORE", "2", "+FLAGS", r"(\Deleted)")
     m.expunge()
+    m.create("Old")
+    m.rename("Old", "Older")
+    m.delete("Older")
     m.logout()
 
     def imap(action):
@@ -105,6 +108,8 @@ def test_imap_session_is_logged(srv):
     assert "INBOX to Archive" in move["detail"] and "UID 1" in move["detail"], move
     expunge = imap("expunge")[-1]
     assert "UID 2" in expunge["detail"], expunge
+    assert imap("rename mailbox")[-1]["detail"] == "Old to Older"
+    assert imap("delete mailbox")[-1]["detail"] == "Older"
     code, out = verify(srv)
     assert code == 0, out
 
