@@ -17,6 +17,9 @@
 #define AUDITD_RETENTION_PERIOD_SECONDS 86400
 /* A pool thread's handle; at most this many threads use the log. */
 #define AUDITD_MAX_THREADS 16
+/* Entries waiting for the pool beyond this are dropped (and counted in the
+ * log): a worker gone wild must not grow the auth process without bound. */
+#define AUDITD_MAX_PENDING 20000
 
 static struct {
 	struct event_base *base;
@@ -67,8 +70,16 @@ static void append_done(void *arg)
 
 void auditd_record(const struct store_audit_entry *e)
 {
+	static unsigned long dropped;
 	if (auditd.pool == NULL)
 		return;
+	if (pool_pending(auditd.pool) >= AUDITD_MAX_PENDING) {
+		if (dropped++ % 1000 == 0)
+			log_error("audit log: %lu entries dropped, the pool is"
+				  " behind",
+				  dropped);
+		return;
+	}
 	struct store_audit_entry *copy = xcalloc(1, sizeof(*copy));
 	memcpy(copy, e, sizeof(*copy));
 	copy->id = 0;
