@@ -32,7 +32,7 @@ declare -A sources=(
 	[mime]="src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/jmap.c src/mime/mime.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[config]="src/core/config.c src/core/util.c src/core/log.c"
 	[base64]="src/core/base64.c src/core/util.c src/core/log.c"
-	[ipc]="src/core/ipc.c src/core/buf.c src/core/util.c src/core/log.c"
+	[ipc]="src/core/ipc.c src/auth/audit_wire.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[html_sanitize]="src/http/sanitize.c tests/support/html_oracle.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[jmap_request]="src/http/jmap_request.c src/core/util.c src/core/log.c"
 	[dns]="src/smtp/dns.c src/core/buf.c src/core/util.c src/core/log.c"
@@ -44,7 +44,8 @@ declare -A sources=(
 	[smtp_session]="src/smtp/session.c src/smtp/parser.c src/smtp/deliver.c
 		src/smtp/inbound.c src/smtp/spf.c src/smtp/dkim.c src/smtp/dmarc.c
 		src/smtp/authres.c src/smtp/dns.c
-		src/auth/client.c src/store/sqlite/store.c src/store/sqlite/twofactor.c src/store/sqlite/mail.c
+		src/auth/client.c src/auth/audit_client.c src/auth/audit_wire.c
+		src/store/sqlite/store.c src/store/sqlite/twofactor.c src/store/sqlite/mail.c
 		src/store/sqlite/mailbox.c src/store/sqlite/meta.c src/store/sqlite/queue.c
 		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/jmap.c src/mime/mime.c
 		src/core/base64.c src/core/buf.c src/core/channel.c src/core/config.c src/core/ipc.c
@@ -58,7 +59,8 @@ sources[imap_session]="src/imap/session.c src/imap/command.c src/imap/fetch.c
 		src/core/base64.c src/core/buf.c src/core/channel.c src/core/config.c src/core/ipc.c
 		src/core/log.c src/core/net.c src/core/pool.c src/core/utf8.c src/core/util.c
 		src/imap/server.c src/imap/compress.c src/auth/authd.c src/store/thread.c
-		src/auth/password.c src/auth/totp.c src/auth/twofactor.c"
+		src/auth/password.c src/auth/totp.c src/auth/twofactor.c src/imap/audit.c src/auth/audit.c src/auth/auditd.c
+		src/auth/audit_client.c src/auth/audit_wire.c src/store/sqlite/audit.c"
 # The http session target runs the whole worker but its process glue: every
 # library source, and the webmail's files embedded as the build does.
 mkdir -p "$out/gen"
@@ -70,6 +72,7 @@ declare -A libs=(
 	[smtp_session]="$(pkg-config --libs libevent_core libevent_openssl openssl libsodium sqlite3 libunbound libpsl) -lpthread"
 )
 libs[imap_session]="${libs[smtp_session]} -lz $(pkg-config --libs liboath jansson)"
+libs[ipc]="$(pkg-config --libs libsodium)"
 libs[html_sanitize]="$(pkg-config --libs gumbo)"
 libs[jmap_request]="$(pkg-config --libs jansson)"
 libs[dns]="$(pkg-config --libs libunbound)"

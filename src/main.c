@@ -4,6 +4,7 @@
 #include "core/common.h"
 
 #include "auth/password.h"
+#include "cli_audit.h"
 #include "cli_mail.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -39,6 +40,9 @@ static const char usage_text[] =
 	"            --domain DOMAIN [--domain DOMAIN...]\n"
 	"                                         add a webmail brand\n"
 	"  brand del NAME | brand list            manage webmail brands\n"
+	"  audit [--user USER] [--since T] [--json]\n"
+	"                                         the access audit log\n"
+	"  audit verify | audit prune [--before T] check it; drop old days\n"
 	"\n"
 	"--data defaults to $DIJK_DATA, then ./dijk-data.\n";
 
@@ -58,6 +62,7 @@ struct options {
 	size_t domain_count;
 	const char *args[4];
 	size_t arg_count;
+	struct cli_audit_options audit;
 };
 
 static void parse_options(int argc, char **argv, struct options *o)
@@ -85,6 +90,14 @@ static void parse_options(int argc, char **argv, struct options *o)
 				dijk_fatal("at most %zu --domain options",
 					   ARRAY_SIZE(o->domains));
 			o->domains[o->domain_count++] = argv[++i];
+		} else if (strcmp(a, "--user") == 0 && i + 1 < argc) {
+			o->audit.user = argv[++i];
+		} else if (strcmp(a, "--since") == 0 && i + 1 < argc) {
+			o->audit.since = argv[++i];
+		} else if (strcmp(a, "--before") == 0 && i + 1 < argc) {
+			o->audit.before = argv[++i];
+		} else if (strcmp(a, "--json") == 0) {
+			o->audit.json = true;
 		} else if (strcmp(a, "--password-stdin") == 0) {
 			o->password_stdin = true;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -579,22 +592,38 @@ int main(int argc, char **argv)
 		return cmd_init(&o);
 	if (strcmp(command, "serve") == 0)
 		return cmd_serve(&o);
+	/* Admin commands that succeed are recorded in the audit log (those
+	 * that fail exit through dijk_fatal before). */
+	int status = -1;
 	if (strcmp(command, "domain") == 0)
-		return cmd_domain(&o);
-	if (strcmp(command, "user") == 0)
-		return cmd_user(&o);
+		status = cmd_domain(&o);
+	else if (strcmp(command, "user") == 0)
+		status = cmd_user(&o);
+	else if (strcmp(command, "queue") == 0)
+		status = cmd_queue(&o);
+	else if (strcmp(command, "brand") == 0)
+		status = cmd_brand(&o);
+	if (status == 0)
+		cli_audit_admin(o.data_dir, o.args, o.arg_count);
+	if (status >= 0)
+		return status;
 	if (strcmp(command, "mail") == 0)
 		return cmd_mail(&o);
-	if (strcmp(command, "queue") == 0)
-		return cmd_queue(&o);
-	if (strcmp(command, "brand") == 0)
-		return cmd_brand(&o);
+	if (strcmp(command, "audit") == 0) {
+		check_owner(o.data_dir);
+		status = cli_audit(o.data_dir, o.args, o.arg_count, &o.audit);
+		if (status == 2)
+			usage();
+		return status;
+	}
 	if (strcmp(command, "dkim") == 0 || strcmp(command, "dns") == 0) {
 		check_owner(o.data_dir);
-		int status = (command[1] == 'k' ? cli_dkim : cli_dns)(
+		status = (command[1] == 'k' ? cli_dkim : cli_dns)(
 			o.data_dir, o.args, o.arg_count);
 		if (status == 2)
 			usage();
+		if (status == 0 && command[1] == 'k')
+			cli_audit_admin(o.data_dir, o.args, o.arg_count);
 		return status;
 	}
 	usage();

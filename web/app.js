@@ -16,6 +16,7 @@ import {reader, initReader, openConversation, closeReader, replyTarget, deleteRo
 import {initCompose, openCompose, closeCompose, composeOpen} from "./compose.js";
 import {openSettings, closeSettings, shortcutTable} from "./settings.js";
 import {sendLoginCode} from "./security.js";
+import {openActivity} from "./activity.js";
 
 const state = {
 	brand: null,
@@ -414,6 +415,7 @@ function bind() {
 	});
 	$("compose-fab").addEventListener("click", () => openCompose("new").catch(report));
 	$("settings-button").addEventListener("click", () => openSettings(state.brand).catch(report));
+	$("activity-button").addEventListener("click", () => openActivity(closeSettings).catch(report));
 	$("menu-button").addEventListener("click", () =>
 		setDrawer(!$("app").classList.contains("drawer-open")));
 	$("drawer-scrim").addEventListener("click", () => setDrawer(false));

@@ -11,6 +11,8 @@
 
 #include "auth/auth.h"
 
+#include "auth/audit.h"
+#include "auth/auditd.h"
 #include "auth/password.h"
 #include "auth/twofactor.h"
 #include "core/buf.h"
@@ -53,7 +55,8 @@ struct authd_job {
 	enum ipc_type type;
 	uint8_t token[AUTH_TOKEN_SIZE]; /* in (check, revoke) or out (login) */
 	bool token_made;
-	bool ticket_made; /* token is a second-factor ticket */
+	bool ticket_made;	 /* token is a second-factor ticket */
+	uint64_t ticket_account; /* whose ticket, for the audit log only */
 	struct twofactor_request *security; /* IPC_SECURITY */
 	char user_agent[256];
 	char username[AUTH_MAX_USERNAME + 1];
@@ -68,6 +71,11 @@ struct authd_job {
 	char address[STORE_MAX_ADDRESS];
 	enum auth_password_result outcome; /* of a change */
 	int sessions_ended;		   /* by a change */
+	/* An activity page (IPC_AUDIT_QUERY): what is asked and the reply */
+	int64_t before_id;
+	uint64_t limit;
+	struct buf reply;
+	uint64_t expired_account; /* a session found over and ended */
 };
 
 /* Each pool thread keeps its own store handles, in a slot of its own so
@@ -173,8 +181,11 @@ static void session_check(struct authd_job *job, struct store *store,
 	    store_user_address(store, session.account_id, job->address,
 			       sizeof(job->address), &error) != 0) {
 		/* Over, or its user is gone: it can never be used again. */
-		if (store_session_delete(credentials, hash, &error) < 0)
+		int deleted = store_session_delete(credentials, hash, &error);
+		if (deleted < 0)
 			log_error("session: %s", error);
+		if (deleted > 0)
+			job->expired_account = session.account_id;
 		return;
 	}
 	/* Use soon after the last one is not worth a write: within a minute,
@@ -393,6 +404,16 @@ static void job_work(void *arg)
 		login_code(job, thread_store, thread_credentials);
 		return;
 	}
+	if (job->type == IPC_AUDIT_QUERY) {
+		uint8_t hash[STORE_SESSION_HASH_SIZE];
+		char session[AUDIT_SESSION_ID_SIZE];
+		session_check(job, thread_store, thread_credentials);
+		session_hash(job->token, hash);
+		audit_session_id(hash, session);
+		auditd_page(job->account_id, session, job->before_id,
+			    (size_t)job->limit, job->id, &job->reply);
+		return;
+	}
 	uint64_t account_id = 0;
 	char *phc = NULL;
 	int found = store_user_lookup(thread_store, slice_cstr(job->username),
@@ -443,6 +464,7 @@ static void job_work(void *arg)
 	if (job->type == IPC_WEB_LOGIN && job->account_id != 0 &&
 	    second_factor_needed(job, thread_credentials)) {
 		/* Nothing of the account goes back before the second step. */
+		job->ticket_account = job->account_id;
 		job->account_id = 0;
 		job->address[0] = '\0';
 	} else if (job->type == IPC_WEB_LOGIN && job->account_id != 0) {
@@ -485,10 +507,89 @@ static void log_password_change(const struct authd_job *job)
 			 job->address[0] ? job->address : "?", job->remote);
 }
 
+/* The audit log's entry for what the auth process decided. */
+static void audit_job(const struct authd_job *job)
+{
+	struct store_audit_entry e = {
+		.account_id = job->ticket_made ? job->ticket_account
+					       : job->account_id,
+	};
+	const char *action = NULL, *detail = "";
+	static const char *const changes[] = {
+		[AUTH_PASSWORD_CHANGED] = "password change",
+		[AUTH_PASSWORD_NO_SESSION] = "password change failed",
+		[AUTH_PASSWORD_WRONG] = "password change failed",
+		[AUTH_PASSWORD_REFUSED] = "password change failed",
+		[AUTH_PASSWORD_UNAVAILABLE] = "password change failed",
+	};
+	if (job->ticket_made) {
+		/* The password held; the login waits for its second factor.
+		 * The account is known here but not yet to the worker. */
+		action = "login password ok, code needed";
+		detail = job->user_agent;
+	} else if (job->type == IPC_AUTH_PASSWORD ||
+		   job->type == IPC_WEB_LOGIN) {
+		action = job->account_id ? "login" : "login failed";
+		detail = job->user_agent;
+	} else if (job->type == IPC_WEB_LOGIN_CODE) {
+		action = job->account_id ? "login with code"
+					 : "login code failed";
+		detail = job->user_agent;
+	} else if (job->type == IPC_SECURITY && job->security != NULL) {
+		action = twofactor_request_what(job->security);
+	} else if (job->type == IPC_SESSION_REVOKE && job->account_id != 0) {
+		action = "logout";
+	} else if (job->type == IPC_PASSWORD_CHANGE &&
+		   job->outcome != AUTH_PASSWORD_NO_SESSION) {
+		action = changes[job->outcome];
+	}
+	if (job->expired_account != 0) {
+		struct store_audit_entry ended = {.account_id =
+							  job->expired_account};
+		uint8_t hash[STORE_SESSION_HASH_SIZE];
+		session_hash(job->token, hash);
+		audit_session_id(hash, ended.session);
+		audit_field_set(ended.protocol, sizeof(ended.protocol),
+				slice_cstr("web"));
+		audit_field_set(ended.action, sizeof(ended.action),
+				slice_cstr("session expired"));
+		auditd_record(&ended);
+	}
+	if (action == NULL)
+		return;
+	const char *user = job->account_id || job->address[0] ? job->address
+							      : job->username;
+	audit_field_set(e.user, sizeof(e.user), slice_cstr(user));
+	/* Only the webmail has sessions to end. */
+	audit_field_set(e.protocol, sizeof(e.protocol),
+			slice_cstr(job->protocol[0] ? job->protocol : "web"));
+	audit_field_set(e.remote, sizeof(e.remote), slice_cstr(job->remote));
+	audit_field_set(e.action, sizeof(e.action), slice_cstr(action));
+	audit_field_set(e.detail, sizeof(e.detail), slice_cstr(detail));
+	if (job->type != IPC_AUTH_PASSWORD && !job->ticket_made &&
+	    ((job->type != IPC_WEB_LOGIN && job->type != IPC_WEB_LOGIN_CODE) ||
+	     job->token_made)) {
+		uint8_t hash[STORE_SESSION_HASH_SIZE];
+		session_hash(job->token, hash);
+		audit_session_id(hash, e.session);
+	}
+	auditd_record(&e);
+}
+
 static void job_done(void *arg)
 {
 	struct authd_job *job = arg;
 	struct authd_conn *c = job->conn;
+	audit_job(job);
+	if (job->type == IPC_AUDIT_QUERY) {
+		if (!c->closed && ipc_end(&job->reply) == 0)
+			bufferevent_write(c->bev, job->reply.p, job->reply.n);
+		buf_free(&job->reply);
+		conn_unref(c);
+		sodium_memzero(job, sizeof(*job));
+		free(job);
+		return;
+	}
 	const char *security_what = NULL;
 	if (job->ticket_made)
 		log_info("%s login password ok for %s from %s; second factor"
@@ -559,6 +660,8 @@ static int parse_token(struct slice *cursor, struct authd_job *job)
 
 static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 {
+	if (f->type == IPC_AUDIT_EVENT)
+		return auditd_event_frame(f);
 	struct authd_job *job = xcalloc(1, sizeof(*job));
 	job->type = (enum ipc_type)f->type;
 	struct slice cursor = f->payload, user = {0}, pass = {0}, proto,
@@ -606,6 +709,12 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 				sizeof(job->user_agent)) == 0;
 		snprintf(job->protocol, sizeof(job->protocol), "web");
 		break;
+	case IPC_AUDIT_QUERY:
+		ok = parse_token(&cursor, job) == 0 &&
+		     ipc_get_u64(&cursor, (uint64_t *)&job->before_id) == 0 &&
+		     ipc_get_u64(&cursor, &job->limit) == 0;
+		buf_init(&job->reply, IPC_MAX_FRAME);
+		break;
 	case IPC_PASSWORD_CHANGE:
 		ok = parse_token(&cursor, job) == 0 &&
 		     ipc_get_bytes(&cursor, &pass) == 0 &&
@@ -626,6 +735,7 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 		     copy_field(remote, job->remote, sizeof(job->remote)) == 0;
 	if (!ok || cursor.n != 0) {
 		twofactor_request_free(&job->security);
+		buf_free(&job->reply);
 		sodium_memzero(job, sizeof(*job));
 		free(job);
 		return -1;
@@ -729,6 +839,7 @@ int authd_run(const char *data_dir, int listen_fd, const struct config *config)
 	d.session_lifetime = config->session_lifetime_seconds;
 	d.base = event_base_new();
 	d.pool = pool_new(d.base, AUTH_THREADS);
+	auditd_start(d.base, d.pool, d.data_dir, config->audit_retention_days);
 	struct evconnlistener *l = evconnlistener_new(
 		d.base, on_accept, &d, LEV_OPT_CLOSE_ON_EXEC, -1, listen_fd);
 	if (l == NULL) {
@@ -743,7 +854,9 @@ int authd_run(const char *data_dir, int listen_fd, const struct config *config)
 	log_info("ready");
 	event_base_dispatch(d.base);
 	evconnlistener_free(l);
+	auditd_stop();
 	pool_free(&d.pool);
+	auditd_close();
 	close_handles();
 	twofactor_shutdown();
 	while (d.conns != NULL)

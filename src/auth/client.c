@@ -5,6 +5,8 @@
 
 #include "auth/auth.h"
 
+#include "auth/audit_client.h"
+
 #include "core/buf.h"
 #include "core/ipc.h"
 #include "core/log.h"
@@ -29,6 +31,7 @@ struct auth_request {
 	auth_login_callback *login_cb;	     /* instead of cb, for web logins */
 	auth_password_callback *password_cb; /* or for password changes */
 	auth_security_callback *security_cb; /* or for IPC_SECURITY */
+	auth_activity_callback *activity_cb; /* or for activity pages */
 	void *context;
 	struct event *timeout;
 	struct auth_request *prev, *next;
@@ -64,10 +67,14 @@ static void request_finish(struct auth_request *r, enum auth_result result,
 	auth_callback *cb = r->cb;
 	auth_login_callback *login_cb = r->login_cb;
 	auth_password_callback *password_cb = r->password_cb;
+	auth_activity_callback *activity_cb = r->activity_cb;
 	void *context = r->context;
 	free(r);
 	const uint8_t *token = extra.n == AUTH_TOKEN_SIZE ? extra.p : NULL;
-	if (password_cb != NULL) {
+	if (activity_cb != NULL) {
+		/* Pages come by auth_activity_page; this is the failure. */
+		activity_cb(context, AUTH_UNAVAILABLE, slice_make(NULL, 0));
+	} else if (password_cb != NULL) {
 		enum auth_password_result outcome = AUTH_PASSWORD_UNAVAILABLE;
 		if (result != AUTH_UNAVAILABLE && extra.n == 1 &&
 		    extra.p[0] <= AUTH_PASSWORD_UNAVAILABLE)
@@ -137,6 +144,26 @@ static int security_reply(struct auth_client *c, const struct ipc_frame *f)
 	return 1;
 }
 
+/* Hands an activity page (a copy, drained from the input already) to its
+ * request, if still waiting; -1 when the id belongs to another kind of
+ * request. */
+static int activity_page(struct auth_client *c, uint32_t id, struct slice page)
+{
+	struct auth_request *q = c->requests;
+	while (q != NULL && q->id != id)
+		q = q->next;
+	if (q == NULL)
+		return 0; /* cancelled meanwhile */
+	if (q->activity_cb == NULL)
+		return -1;
+	request_unlink(q);
+	auth_activity_callback *cb = q->activity_cb;
+	void *context = q->context;
+	free(q);
+	cb(context, AUTH_OK, page);
+	return 0;
+}
+
 static void client_read(struct bufferevent *bev, void *arg)
 {
 	struct auth_client *c = arg;
@@ -152,6 +179,25 @@ static void client_read(struct bufferevent *bev, void *arg)
 		int r = ipc_parse(slice_make(p, want), &f, &consumed);
 		if (r == 0)
 			return;
+		if (r > 0 && f.type == IPC_AUDIT_PAGE) {
+			size_t n = f.payload.n;
+			uint8_t *copy = xmalloc(n + 1);
+			memcpy(copy, f.payload.p, n);
+			uint32_t id = f.id;
+			evbuffer_drain(in, consumed);
+			int ok = activity_page(c, id, slice_make(copy, n));
+			free(copy);
+			if (ok != 0) {
+				log_error("malformed reply from the auth"
+					  " process");
+				client_disconnect(c);
+				return;
+			}
+			/* A callback may have freed the connection. */
+			if (c->bev != bev)
+				return;
+			continue;
+		}
 		if (r > 0 && f.type == IPC_SECURITY_REPLY) {
 			/* The reply is used before it is drained. */
 			if (security_reply(c, &f) < 0) {
@@ -424,4 +470,38 @@ void auth_request_cancel(struct auth_request *r)
 {
 	request_unlink(r);
 	free(r);
+}
+
+void auth_send_event(struct auth_client *c, const struct slice *fields,
+		     size_t count)
+{
+	struct buf out;
+	buf_init(&out, IPC_MAX_FRAME);
+	ipc_begin(&out, IPC_AUDIT_EVENT, 0);
+	for (size_t i = 0; i < count; i++)
+		ipc_put_bytes(&out, fields[i]);
+	/* Fire and forget: a lost entry is logged here, and the protocol
+	 * goes on; the write only queues bytes and never blocks. */
+	if (ipc_end(&out) != 0 || client_connect(c) != 0 ||
+	    bufferevent_write(c->bev, out.p, out.n) != 0)
+		log_warning("audit event not sent to the auth process");
+	buf_free(&out);
+}
+
+struct auth_request *auth_activity(struct auth_client *c,
+				   const uint8_t token[AUTH_TOKEN_SIZE],
+				   int64_t before_id, size_t limit,
+				   auth_activity_callback *cb, void *context)
+{
+	uint8_t before[8], most[8];
+	for (int i = 0; i < 8; i++) {
+		before[i] = (uint8_t)((uint64_t)before_id >> (56 - 8 * i));
+		most[i] = (uint8_t)((uint64_t)limit >> (56 - 8 * i));
+	}
+	const struct slice fields[] = {slice_make(token, AUTH_TOKEN_SIZE),
+				       slice_make(before, 8),
+				       slice_make(most, 8)};
+	struct auth_request *r = request_new(NULL, context);
+	r->activity_cb = cb;
+	return send_request(c, r, IPC_AUDIT_QUERY, fields, ARRAY_SIZE(fields));
 }

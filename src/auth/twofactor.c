@@ -948,6 +948,14 @@ void twofactor_request_run(struct twofactor_request *r,
 		r->reply = json_object();
 }
 
+const char *twofactor_request_what(const struct twofactor_request *r)
+{
+	if (r->status == AUTH_SECURITY_WRONG ||
+	    r->status == AUTH_SECURITY_LOCKED)
+		return "security check failed";
+	return r->status == AUTH_SECURITY_DONE ? r->what : NULL;
+}
+
 void twofactor_request_reply(const struct twofactor_request *r, struct buf *out,
 			     const char **what_r)
 {

@@ -70,6 +70,10 @@ void twofactor_request_run(struct twofactor_request *r,
 			   struct store_credentials *c, uint64_t account_id,
 			   const char *address,
 			   const uint8_t session_hash[STORE_SESSION_HASH_SIZE]);
+/* What the request did, for the log and the audit log: a static string,
+ * "security check failed" for a wrong password or code or a lock, NULL
+ * when it changed nothing worth telling. */
+const char *twofactor_request_what(const struct twofactor_request *r);
 /* Appends the reply's fields (status, JSON) to a frame; "what happened"
  * for the log in what_r (a static string, NULL: nothing to log). */
 void twofactor_request_reply(const struct twofactor_request *r, struct buf *out,

@@ -44,6 +44,7 @@ void config_defaults(struct config *cfg)
 	cfg->greet_pause_loopback = false;
 	cfg->session_idle_seconds = CONFIG_DEFAULT_SESSION_IDLE;
 	cfg->session_lifetime_seconds = CONFIG_DEFAULT_SESSION_LIFETIME;
+	cfg->audit_retention_days = CONFIG_DEFAULT_AUDIT_RETENTION_DAYS;
 	cfg->workers = 0;
 	snprintf(cfg->dns_trust_anchor, sizeof(cfg->dns_trust_anchor),
 		 "/usr/share/dns/root.key");
@@ -234,6 +235,11 @@ static const char *config_apply(struct config *cfg, const char *key,
 		if (parse_uint(value, 5, 365 * 86400, &n) != 0)
 			return "expected seconds from 5 to 31536000";
 		cfg->session_lifetime_seconds = (unsigned)n;
+	} else if (strcmp(key, "audit.retention_days") == 0) {
+		if (parse_uint(value, 0, CONFIG_MAX_AUDIT_RETENTION_DAYS, &n) !=
+		    0)
+			return "expected days from 0 (keep forever) to 36500";
+		cfg->audit_retention_days = (unsigned)n;
 	} else if (strcmp(key, "workers") == 0) {
 		if (parse_uint(value, 0, CONFIG_MAX_WORKERS, &n) != 0)
 			return "expected a number from 0 (one per core) to 64";

@@ -19,21 +19,23 @@ enum listener_kind {
 	LISTENER_COUNT
 };
 
-#define CONFIG_MAX_FILE_SIZE		(1024 * 1024)
-#define CONFIG_MAX_LINE			4096
-#define CONFIG_DEFAULT_MAX_MESSAGE_SIZE (50u * 1024 * 1024)
-#define CONFIG_DEFAULT_MAX_RECIPIENTS	100
-#define CONFIG_DEFAULT_SMTP_TIMEOUT	300
-#define CONFIG_MAX_WORKERS		64
-#define CONFIG_DEFAULT_GREET_PAUSE_MS	500
-#define CONFIG_DEFAULT_QUOTA		(UINT64_C(10) << 30)
-#define CONFIG_DEFAULT_SESSION_IDLE	(15 * 60)
-#define CONFIG_DEFAULT_SESSION_LIFETIME (8 * 3600)
-#define CONFIG_MAX_RETRY_STEPS		16
-#define CONFIG_DEFAULT_QUEUE_LIFETIME	(5 * 86400)
-#define CONFIG_DEFAULT_DELAY_NOTICE	(4 * 3600)
-#define CONFIG_DEFAULT_QUEUE_DELIVERIES 8
-#define CONFIG_MAX_QUEUE_DELIVERIES	64
+#define CONFIG_MAX_FILE_SIZE		    (1024 * 1024)
+#define CONFIG_MAX_LINE			    4096
+#define CONFIG_DEFAULT_MAX_MESSAGE_SIZE	    (50u * 1024 * 1024)
+#define CONFIG_DEFAULT_MAX_RECIPIENTS	    100
+#define CONFIG_DEFAULT_SMTP_TIMEOUT	    300
+#define CONFIG_MAX_WORKERS		    64
+#define CONFIG_DEFAULT_GREET_PAUSE_MS	    500
+#define CONFIG_DEFAULT_QUOTA		    (UINT64_C(10) << 30)
+#define CONFIG_DEFAULT_SESSION_IDLE	    (15 * 60)
+#define CONFIG_DEFAULT_SESSION_LIFETIME	    (8 * 3600)
+#define CONFIG_DEFAULT_AUDIT_RETENTION_DAYS 180
+#define CONFIG_MAX_AUDIT_RETENTION_DAYS	    36500
+#define CONFIG_MAX_RETRY_STEPS		    16
+#define CONFIG_DEFAULT_QUEUE_LIFETIME	    (5 * 86400)
+#define CONFIG_DEFAULT_DELAY_NOTICE	    (4 * 3600)
+#define CONFIG_DEFAULT_QUEUE_DELIVERIES	    8
+#define CONFIG_MAX_QUEUE_DELIVERIES	    64
 
 struct config {
 	char hostname[256];
@@ -57,6 +59,7 @@ struct config {
 	 * login in any case. */
 	unsigned session_idle_seconds;
 	unsigned session_lifetime_seconds;
+	unsigned audit_retention_days; /* 0: keep the audit log forever */
 
 	/* DNS: "ADDR" or "ADDR@PORT" of a server to send every query to
 	 * (empty: dijk recurses itself; "none": no DNS, every lookup fails

@@ -36,6 +36,17 @@ enum ipc_type {
 	 * changed), its address and a third field of one byte, the outcome
 	 * (enum auth_password_result of auth/auth.h) */
 	IPC_PASSWORD_CHANGE = 7,
+	/* worker -> auth, no reply: an audit log entry (auth/audit.h): u64
+	 * account id, user, protocol, remote address, session, action,
+	 * detail. The auth process stamps the time and the MAC. */
+	IPC_AUDIT_EVENT = 20,
+	/* http -> auth: token, u64 before id (0: newest), u64 limit;
+	 * answered by IPC_AUDIT_PAGE */
+	IPC_AUDIT_QUERY = 21,
+	/* auth -> http: u64 account id (0: no session), the session's public
+	 * id, one byte (1: more entries follow this page), then per entry, newest first: u64 id, u64 time, protocol,
+	 * remote, session, action, detail; as many as fit one frame */
+	IPC_AUDIT_PAGE = 22,
 	/* Second factors (30-49). An IPC_WEB_LOGIN whose password holds for
 	 * an account with TOTP on is answered IPC_AUTH_REPLY with account 0,
 	 * an empty address and a third field, a pending ticket

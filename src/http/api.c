@@ -10,6 +10,7 @@
 #include "core/common.h"
 
 #include "http/internal.h"
+#include "http/audit.h"
 
 #include "auth/auth.h"
 #include "auth/password.h"
@@ -71,6 +72,7 @@ void http_call_free(struct http_call *c)
 	if (c->conn != NULL)
 		evhttp_connection_set_closecb(c->conn, NULL, NULL);
 	sodium_memzero(c->token, sizeof(c->token));
+	http_audit_free(c);
 	buf_free(&c->body);
 	buf_free(&c->reply);
 	free(c);
@@ -252,6 +254,7 @@ static void pool_done(void *arg)
 	for (size_t i = 0; i < c->notify_count; i++)
 		http_notify(c->server, c->notify[i]);
 	c->notify_count = 0;
+	http_audit_flush(c);
 	http_call_finish(c);
 }
 
@@ -413,6 +416,12 @@ static void settings_done(void *arg)
 	} else if (j->failed) {
 		finish_text(c, 503, "{\"error\":\"unavailable\"}");
 	} else {
+		if (j->kind == SETTINGS_SET) {
+			http_audit_note(c, "settings change", "brand %s",
+					j->set_brand[0] ? j->set_brand
+							: "(none)");
+			http_audit_flush(c);
+		}
 		if (j->kind == SETTINGS_SET && b != NULL)
 			http_set_brand_cookie(c, b);
 		if (!c->gone)
@@ -687,6 +696,8 @@ bool http_api_route(struct http_call *c)
 {
 	enum evhttp_cmd_type method = evhttp_request_get_command(c->req);
 	if (http_security_route(c))
+		return true;
+	if (http_activity_route(c))
 		return true;
 	if (strcmp(c->path, "/api/login") == 0) {
 		if (method != EVHTTP_REQ_POST)

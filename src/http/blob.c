@@ -11,6 +11,7 @@
 #include "core/common.h"
 
 #include "http/internal.h"
+#include "http/audit.h"
 #include "http/jmap.h"
 #include "http/sanitize.h"
 
@@ -221,6 +222,8 @@ static void download_work(struct http_call *c, struct store *store)
 	c->reply_code = 200;
 	c->policy = download_policy;
 	c->cacheable = true;
+	http_audit_note(c, "download", "blob %s (%s)", segments[1],
+			segments[2]);
 	disposition(segments[2], c->reply_disposition,
 		    sizeof(c->reply_disposition));
 }

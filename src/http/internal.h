@@ -132,6 +132,8 @@ struct http_call {
 	size_t notify_count;
 	void (*next)(struct http_call *c);
 	bool check_csrf;
+	/* Audit log entries the work noted (audit.h). */
+	struct http_audit *audit;
 };
 
 /* Copies c onto the heap for a reply sent later. When the client goes away

@@ -7,6 +7,7 @@
 #include "core/common.h"
 
 #include "http/internal.h"
+#include "http/audit.h"
 #include "http/jmap.h"
 #include "http/jmap_request.h"
 
@@ -284,6 +285,8 @@ static void api_work(struct http_call *c, struct store *store)
 				name = "error";
 			} else {
 				result = m->run(&jc, args);
+				http_audit_jmap(c, store, jc.created, m->name,
+						args, result);
 				if (jc.failed)
 					name = "error";
 				jc.failed = false;
@@ -300,6 +303,8 @@ static void api_work(struct http_call *c, struct store *store)
 		{
 			json_t *more =
 				jmap_email_set(&jc, json_array_get(extra, 1));
+			http_audit_jmap(c, store, jc.created, "Email/set",
+					json_array_get(extra, 1), more);
 			json_array_append_new(
 				responses,
 				json_pack("[s, o, s]",

@@ -275,6 +275,8 @@ static void cmd_select(struct imap_session *s, struct store *store,
 		return;
 	}
 	s->state = IMAP_STATE_SELECTED;
+	imap_audit_note(s, readonly ? "examine" : "select", false, "%s",
+			mb.name);
 	struct view *v = s->view;
 	send_flags_lists(s, readonly);
 	imap_untagged(s, "%zu EXISTS", v->count);
@@ -351,9 +353,11 @@ static void cmd_delete(struct imap_session *s, struct store *store,
 	int rc = store_mailbox_delete(store, s->account_id, name, &error);
 	if (rc == STORE_MAILBOX_FAILED)
 		log_error("DELETE: %s", error);
-	if (rc == STORE_MAILBOX_OK)
+	if (rc == STORE_MAILBOX_OK) {
+		/* Its messages go with it. */
+		imap_audit_note(s, "delete mailbox", false, "%s", name);
 		imap_result(r, "OK", "DELETE completed");
-	else
+	} else
 		imap_result(r, "NO", "%s", mailbox_error(rc));
 }
 
@@ -371,9 +375,11 @@ static void cmd_rename(struct imap_session *s, struct store *store,
 	int rc = store_mailbox_rename(store, s->account_id, from, to, &error);
 	if (rc == STORE_MAILBOX_FAILED)
 		log_error("RENAME: %s", error);
-	if (rc == STORE_MAILBOX_OK)
+	if (rc == STORE_MAILBOX_OK) {
+		imap_audit_note(s, "rename mailbox", false, "%s to %s", from,
+				to);
 		imap_result(r, "OK", "RENAME completed");
-	else
+	} else
 		imap_result(r, "NO", "%s", mailbox_error(rc));
 }
 
@@ -1112,8 +1118,11 @@ static void cmd_copy(struct imap_session *s, struct store *store,
 	}
 	/* Only pairs that were copied. */
 	size_t n = 0;
+	imap_audit_note(s, move ? "move" : "copy", true,
+			"%s to %s:", s->view->mailbox.name, to.name);
 	for (size_t i = 0; i < count; i++) {
 		if (new_uids[i] != 0) {
+			imap_audit_uid(s, uids[i]);
 			uids[n] = uids[i];
 			new_uids[n] = new_uids[i];
 			n++;
@@ -1149,6 +1158,7 @@ static void cmd_copy(struct imap_session *s, struct store *store,
 static void expunged_one(uint32_t uid, void *context)
 {
 	struct imap_session *s = context;
+	imap_audit_uid(s, uid);
 	long k = imap_view_find(s->view, uid);
 	if (k >= 0)
 		s->view->messages[k].expunged = true;
@@ -1178,9 +1188,11 @@ static void cmd_expunge(struct imap_session *s, struct store *store,
 			return;
 		}
 	}
+	/* The expunged UIDs go to the audit log even when silent (CLOSE):
+	 * marking them in a view about to close does no harm. */
+	imap_audit_note(s, "expunge", true, "%s:", s->view->mailbox.name);
 	if (store_expunge(store, s->account_id, s->view->mailbox.id, uids,
-			  count, silent ? NULL : expunged_one, s,
-			  &error) != 0) {
+			  count, expunged_one, s, &error) != 0) {
 		log_error("EXPUNGE: %s", error);
 		imap_result(r, "NO", "[SERVERBUG] Internal error");
 		return;
@@ -1357,6 +1369,10 @@ void imap_execute(struct imap_session *s, struct store *store)
 		imap_untagged(s, "NAMESPACE ((\"\" \"/\")) NIL NIL");
 		imap_result(&r, "OK", "NAMESPACE completed");
 	} else if (is(&cmd, "ID")) {
+		imap_audit_client(s, cmd.arg_count == 1 && cmd.args[0].type ==
+								   IMAP_ARG_LIST
+					     ? &cmd.args[0]
+					     : NULL);
 		imap_untagged(s, "ID (\"name\" \"dijk\")");
 		imap_result(&r, "OK", "ID completed");
 	} else if (is(&cmd, "ENABLE")) {

@@ -275,8 +275,9 @@ void imap_cmd_fetch(struct imap_session *s, struct store *store,
 		return;
 	}
 	bool want_modseq = f.changedsince;
-	bool seen = false;
+	bool seen = false, reads = false;
 	for (size_t i = 0; i < f.count; i++) {
+		reads |= needs_bytes(&f.items[i]);
 		if (f.items[i].kind == IMAP_FETCH_MODSEQ)
 			want_modseq = true;
 		seen |= sets_seen(&f.items[i]);
@@ -322,6 +323,10 @@ void imap_cmd_fetch(struct imap_session *s, struct store *store,
 						   f.changedsince_modseq, &set);
 	}
 	bool unknown_cte = false;
+	/* Reading message contents is logged; FLAGS, ENVELOPE and the like
+	 * (a client's routine sync) are not. */
+	if (reads)
+		imap_audit_note(s, "fetch", true, "%s:", s->view->mailbox.name);
 	for (size_t i = 0; i < count; i++) {
 		long k = imap_view_find(s->view, uids[i]);
 		if (k < 0)
@@ -358,6 +363,8 @@ void imap_cmd_fetch(struct imap_session *s, struct store *store,
 			imap_result(r, "NO", "[SERVERBUG] Internal error");
 			return;
 		}
+		if (reads)
+			imap_audit_uid(s, m->uid);
 	}
 	if (unknown_cte)
 		imap_result(r, "NO",

@@ -142,7 +142,28 @@ struct imap_session {
 	/* AUTHENTICATE waiting for the client's response line. */
 	bool sasl_pending;
 	char sasl_tag[IMAP_MAX_TAG + 1];
+
+	/* The audit log entry of the command running on the pool, sent from
+	 * the loop when it is done (imap/audit.c). */
+	struct imap_audit *audit;
 };
+
+/* ---- The audit log (audit.c) ---- */
+
+/* Notes the running command's entry (pool thread): action and the text
+ * before the UIDs, if any follow (imap_audit_uid). */
+void imap_audit_note(struct imap_session *s, const char *action,
+		     bool needs_uids, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Adds a UID to the noted entry (pool thread). */
+void imap_audit_uid(struct imap_session *s, uint32_t uid);
+/* Notes the client's ID parameters (pool thread). */
+void imap_audit_client(struct imap_session *s, const struct imap_arg *list);
+/* Sends the noted entry, if any, to the auth process (loop thread). */
+void imap_audit_flush(struct imap_session *s);
+/* After a login: the client's ID, if it came first (loop thread). */
+void imap_audit_logged_in(struct imap_session *s);
+void imap_audit_free(struct imap_session *s);
 
 /* Runs a framed command on the pool thread: parses it, executes it,
  * appends the whole reply (untagged lines and the tagged one) to s->out.

@@ -95,6 +95,7 @@ static void session_free(struct imap_session *s, const char *reason)
 	if (!s->bev_owns_fd)
 		close(s->fd);
 	imap_view_free(&s->view);
+	imap_audit_free(s);
 	free(s->command);
 	buf_free(&s->out);
 	arena_free(&s->arena);
@@ -230,6 +231,7 @@ static void command_done(void *arg)
 	free(s->command);
 	s->command = NULL;
 	arena_reset(s->arena);
+	imap_audit_flush(s);
 	/* Still busy while writing: a filter (COMPRESS) may run our write
 	 * callback from inside bufferevent_write, which must not start the
 	 * next command while this one's reply is being handed over. */
@@ -283,6 +285,7 @@ static void auth_done(void *context, enum auth_result result,
 		s->state = IMAP_STATE_AUTHENTICATED;
 		log_info("session %llu: authenticated as %s",
 			 (unsigned long long)s->id, address);
+		imap_audit_logged_in(s);
 		struct buf b;
 		buf_init(&b, 4096);
 		buf_printf(&b, "%s OK [CAPABILITY ", tag);
@@ -413,6 +416,11 @@ static bool loop_command(struct imap_session *s, const struct imap_command *cmd)
 		return true;
 	}
 	if (slice_eq_ci(name, "ID")) {
+		imap_audit_client(s,
+				  cmd->arg_count == 1 && cmd->args[0].type ==
+								 IMAP_ARG_LIST
+					  ? &cmd->args[0]
+					  : NULL);
 		send_text(s, "* ID (\"name\" \"dijk\")\r\n");
 		send_line(s, "%s OK ID completed", tag);
 		return true;

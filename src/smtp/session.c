@@ -11,6 +11,7 @@
 #include "smtp/server.h"
 
 #include "auth/auth.h"
+#include "auth/audit_client.h"
 #include "auth/password.h"
 #include "core/base64.h"
 #include "core/buf.h"
@@ -683,10 +684,47 @@ static void cmd_data(struct smtp_session *s)
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
+/* A message an authenticated user sent, for the audit log: the sender and
+ * the recipients (remote ones by address, local ones counted). */
+static void audit_send(struct smtp_session *s)
+{
+	struct buf detail;
+	buf_init(&detail, STORE_AUDIT_MAX_DETAIL);
+	buf_printf(&detail, "from %s to %zu recipient%s", s->mail_from,
+		   s->recipient_count, s->recipient_count == 1 ? "" : "s");
+	for (size_t i = 0; i < s->remote_count; i++)
+		buf_printf(&detail, "%s%s", i ? ", " : ": ",
+			   s->remote_recipients[i]);
+	if (s->account_count > 0)
+		buf_printf(&detail, "%s%zu local",
+			   s->remote_count ? "; " : ": ", s->account_count);
+	if (buf_overflowed(&detail)) {
+		detail.overflowed = false;
+		detail.n = STORE_AUDIT_MAX_DETAIL - 4;
+		buf_append_cstr(&detail, "...");
+	}
+	char session[40];
+	snprintf(session, sizeof(session), "smtp-%ld-%llu", (long)getpid(),
+		 (unsigned long long)s->id);
+	struct audit_event e = {
+		.account_id = s->account_id,
+		.user = s->user,
+		.protocol = "smtp",
+		.remote = s->remote,
+		.session = session,
+		.action = "send",
+		.detail = buf_cstr(&detail),
+	};
+	auth_audit(s->server->auth, &e);
+	buf_free(&detail);
+}
+
 static void delivery_done(void *context, int result, const char *error)
 {
 	struct smtp_session *s = context;
 	s->delivery = NULL;
+	if (result == 0 && s->account_id != 0)
+		audit_send(s);
 	if (result == 0) {
 		replyf(s, "250 2.0.0 Ok: queued as %llx.%llx",
 		       (unsigned long long)getpid(), (unsigned long long)s->id);

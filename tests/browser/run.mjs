@@ -450,6 +450,35 @@ scenarios["sender-checks"] = async function () {
 	return out;
 };
 
+// The Activity page lists this account's accesses, its own session
+// marked.
+scenarios["activity"] = async function () {
+	const browser = await chromium.launch(launchOptions);
+	const out = {screenshots: []};
+	try {
+		const page = await signedIn(browser, args.user, args.password);
+		await page.click("#activity-button");
+		await page.waitForSelector("#activity-table tbody tr");
+		out.title = await page.textContent("#activity-title");
+		out.rows = await page.$$eval("#activity-table tbody tr", (rows) => rows.map((r) => ({
+			action: r.dataset.action,
+			protocol: r.dataset.protocol,
+			what: r.querySelector(".activity-action").textContent,
+			from: r.querySelector(".activity-from").textContent,
+			current: r.classList.contains("current"),
+			mark: r.querySelector(".activity-mark")?.textContent || null,
+		})));
+		out.more = await page.isVisible("#activity-more");
+		out.screenshots.push(await shot(page, "activity.png"));
+		await page.click(".settings-back");
+		await page.waitForSelector("#message-list");
+		out.backView = await page.$eval("#app", (el) => el.dataset.view);
+	} finally {
+		await browser.close();
+	}
+	return out;
+};
+
 const scenario = scenarios[name];
 if (!scenario) {
 	console.error(`no scenario ${name}`);
