@@ -10,6 +10,7 @@
 #include "auth/auth.h"
 
 #include "auth/password.h"
+#include "auth/throttle.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/ipc.h"
@@ -34,6 +35,7 @@ struct authd {
 	char *data_dir;
 	struct authd_conn *conns;
 	time_t session_idle, session_lifetime;
+	struct throttle *throttle; /* failed-login counters and tarpit */
 };
 
 struct authd_conn {
@@ -50,6 +52,7 @@ struct authd_job {
 	enum ipc_type type;
 	uint8_t token[AUTH_TOKEN_SIZE]; /* in (check, revoke) or out (login) */
 	bool token_made;
+	bool throttled; /* refused unchecked, during a lock window */
 	char user_agent[256];
 	char username[AUTH_MAX_USERNAME + 1];
 	uint8_t password[PASSWORD_MAX_LENGTH]; /* the old one, for a change */
@@ -341,6 +344,11 @@ static void job_work(void *arg)
 	if (found > 0)
 		found = store_credentials_get_password(
 			thread_credentials, account_id, &phc, &error);
+	else if (found == 0)
+		/* The same read for an unknown user (account 0 never exists),
+		 * so that its reply comes no sooner than a wrong password's. */
+		(void)store_credentials_get_password(thread_credentials, 0,
+						     &phc, &error);
 	if (found < 0)
 		log_error("credential lookup: %s", error);
 	if (found <= 0) {
@@ -414,11 +422,16 @@ static void job_done(void *arg)
 {
 	struct authd_job *job = arg;
 	struct authd_conn *c = job->conn;
-	if (job->type == IPC_AUTH_PASSWORD || job->type == IPC_WEB_LOGIN)
+	if (job->type == IPC_AUTH_PASSWORD || job->type == IPC_WEB_LOGIN) {
 		log_info("%s login %s for %s from %s", job->protocol,
-			 job->account_id ? "ok" : "failed", job->username,
-			 job->remote);
-	else if (job->type == IPC_SESSION_REVOKE && job->account_id != 0)
+			 job->throttled	   ? "throttled"
+			 : job->account_id ? "ok"
+					   : "failed",
+			 job->username, job->remote);
+		if (job->account_id != 0)
+			throttle_succeeded(c->d->throttle, job->username,
+					   job->remote);
+	} else if (job->type == IPC_SESSION_REVOKE && job->account_id != 0)
 		log_info("web session of %s ended", job->address);
 	else if (job->type == IPC_PASSWORD_CHANGE)
 		log_password_change(job);
@@ -529,6 +542,15 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 	job->id = f->id;
 	job->conn = c;
 	c->refs++;
+	/* In a lock window even the right password fails, unchecked, with
+	 * the reply of a wrong one, after the tarpit. */
+	if ((f->type == IPC_AUTH_PASSWORD || f->type == IPC_WEB_LOGIN) &&
+	    !throttle_admit(c->d->throttle, job->username, job->remote)) {
+		job->throttled = true;
+		sodium_memzero(job->password, sizeof(job->password));
+		throttle_delay(c->d->throttle, job_done, job);
+		return 0;
+	}
 	pool_submit(c->d->pool, job_work, job_done, job);
 	return 0;
 }
@@ -611,6 +633,7 @@ int authd_run(const char *data_dir, int listen_fd, const struct config *config)
 	d.session_lifetime = config->session_lifetime_seconds;
 	d.base = event_base_new();
 	d.pool = pool_new(d.base, AUTH_THREADS);
+	d.throttle = throttle_new(d.base, config->auth_clock_scale);
 	struct evconnlistener *l = evconnlistener_new(
 		d.base, on_accept, &d, LEV_OPT_CLOSE_ON_EXEC, -1, listen_fd);
 	if (l == NULL) {
@@ -626,6 +649,7 @@ int authd_run(const char *data_dir, int listen_fd, const struct config *config)
 	event_base_dispatch(d.base);
 	evconnlistener_free(l);
 	pool_free(&d.pool);
+	throttle_free(&d.throttle);
 	close_handles();
 	while (d.conns != NULL)
 		conn_close(d.conns);

@@ -28,6 +28,7 @@ struct imap_session;
 #define IMAP_IDLE_TIMEOUT	(30 * 60) /* RFC 3501: at least 30 min */
 #define IMAP_PREAUTH_TIMEOUT	60
 #define IMAP_MAX_BAD_COMMANDS	20
+#define IMAP_MAX_AUTH_FAILURES	3 /* failed logins before "* BYE" */
 #define IMAP_COMMAND_ARENA	(64 * 1024 * 1024)
 #define IMAP_APPEND_LIMIT	(50u * 1024 * 1024)
 #define IMAP_MAX_OUTPUT_PENDING (256 * 1024)
@@ -116,6 +117,7 @@ struct imap_session {
 	bool starttls_pending;
 	bool compress_pending;
 	unsigned bad_commands;
+	unsigned auth_failures;
 	struct event *idle_timer;
 	struct event *close_timer; /* waits for a compressed stream to drain */
 	unsigned close_checks;

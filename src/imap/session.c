@@ -295,6 +295,11 @@ static void auth_done(void *context, enum auth_result result,
 		send_line(s,
 			  "%s NO [AUTHENTICATIONFAILED] Authentication failed",
 			  tag);
+		if (++s->auth_failures >= IMAP_MAX_AUTH_FAILURES) {
+			send_text(s, "* BYE Too many failed logins\r\n");
+			session_close(s, "too many failed logins");
+			return;
+		}
 		if (count_bad(s))
 			return;
 		break;

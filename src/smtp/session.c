@@ -38,6 +38,9 @@
 
 /* Protocol errors tolerated before the session is closed. */
 #define SMTP_MAX_ERRORS 10
+/* Failed AUTH commands per connection: a guesser must reconnect (and
+ * meet the connection limit and the auth process's throttle). */
+#define SMTP_MAX_AUTH_FAILURES 3
 /* Input buffered while the session waits, before reading pauses. */
 #define SMTP_MAX_BUFFERED_INPUT (256 * 1024)
 /* Output waiting for a slow reader, before command processing pauses. */
@@ -72,6 +75,7 @@ struct smtp_session {
 	enum session_state state;
 	struct event *greet_timer;
 	unsigned errors;
+	unsigned auth_failures;
 	bool freeing;
 
 	char helo[SMTP_MAX_HELO + 1];
@@ -229,6 +233,18 @@ static void protocol_error(struct smtp_session *s, const char *line)
 	}
 }
 
+/* A refused AUTH: the same reply whatever the reason (unknown user, wrong
+ * password, throttled); past SMTP_MAX_AUTH_FAILURES the session ends. */
+static void auth_refused(struct smtp_session *s)
+{
+	reply(s, "535 5.7.8 Authentication credentials invalid");
+	if (++s->auth_failures >= SMTP_MAX_AUTH_FAILURES) {
+		reply(s, "421 4.7.0 Too many failed authentications, closing "
+			 "connection");
+		session_close(s, "too many failed authentications");
+	}
+}
+
 static bool auth_allowed(const struct smtp_session *s)
 {
 	if (s->port == SMTP_PORT_MX)
@@ -333,8 +349,7 @@ static void auth_done(void *context, enum auth_result result,
 		reply(s, "235 2.7.0 Authentication successful");
 		break;
 	case AUTH_FAILED:
-		protocol_error(s,
-			       "535 5.7.8 Authentication credentials invalid");
+		auth_refused(s);
 		break;
 	case AUTH_UNAVAILABLE:
 		reply(s, "454 4.7.0 Temporary authentication failure");
