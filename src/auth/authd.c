@@ -428,9 +428,9 @@ static void job_done(void *arg)
 			 : job->account_id ? "ok"
 					   : "failed",
 			 job->username, job->remote);
-		if (job->account_id != 0)
-			throttle_succeeded(c->d->throttle, job->username,
-					   job->remote);
+		if (!job->throttled)
+			throttle_checked(c->d->throttle, job->username,
+					 job->remote, job->account_id != 0);
 	} else if (job->type == IPC_SESSION_REVOKE && job->account_id != 0)
 		log_info("web session of %s ended", job->address);
 	else if (job->type == IPC_PASSWORD_CHANGE)
@@ -458,6 +458,23 @@ static void job_done(void *arg)
 	/* Tokens and passwords. */
 	sodium_memzero(job, sizeof(*job));
 	free(job);
+}
+
+/* The throttle's verdicts on a login (throttle.h). */
+static void job_check(void *arg)
+{
+	struct authd_job *job = arg;
+	pool_submit(job->conn->d->pool, job_work, job_done, job);
+}
+
+/* In a lock window even the right password fails, unchecked, with the
+ * reply of a wrong one. */
+static void job_refuse(void *arg)
+{
+	struct authd_job *job = arg;
+	job->throttled = true;
+	sodium_memzero(job->password, sizeof(job->password));
+	job_done(job);
 }
 
 static int copy_field(struct slice f, char *dst, size_t size)
@@ -542,16 +559,11 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 	job->id = f->id;
 	job->conn = c;
 	c->refs++;
-	/* In a lock window even the right password fails, unchecked, with
-	 * the reply of a wrong one, after the tarpit. */
-	if ((f->type == IPC_AUTH_PASSWORD || f->type == IPC_WEB_LOGIN) &&
-	    !throttle_admit(c->d->throttle, job->username, job->remote)) {
-		job->throttled = true;
-		sodium_memzero(job->password, sizeof(job->password));
-		throttle_delay(c->d->throttle, job_done, job);
-		return 0;
-	}
-	pool_submit(c->d->pool, job_work, job_done, job);
+	if (f->type == IPC_AUTH_PASSWORD || f->type == IPC_WEB_LOGIN)
+		throttle_attempt(c->d->throttle, job->username, job->remote,
+				 job);
+	else
+		pool_submit(c->d->pool, job_work, job_done, job);
 	return 0;
 }
 
@@ -633,7 +645,8 @@ int authd_run(const char *data_dir, int listen_fd, const struct config *config)
 	d.session_lifetime = config->session_lifetime_seconds;
 	d.base = event_base_new();
 	d.pool = pool_new(d.base, AUTH_THREADS);
-	d.throttle = throttle_new(d.base, config->auth_clock_scale);
+	d.throttle = throttle_new(d.base, config->auth_clock_scale, job_check,
+				  job_refuse);
 	struct evconnlistener *l = evconnlistener_new(
 		d.base, on_accept, &d, LEV_OPT_CLOSE_ON_EXEC, -1, listen_fd);
 	if (l == NULL) {
@@ -648,6 +661,7 @@ int authd_run(const char *data_dir, int listen_fd, const struct config *config)
 	log_info("ready");
 	event_base_dispatch(d.base);
 	evconnlistener_free(l);
+	throttle_stop(d.throttle);
 	pool_free(&d.pool);
 	throttle_free(&d.throttle);
 	close_handles();

@@ -302,6 +302,32 @@ def test_a_lock_refuses_even_the_right_password(dijk):
     assert len(login_lines(d, "ok", BOB, ATTACKER)) == 1
 
 
+def test_a_burst_of_right_logins_is_not_throttled(dijk):
+    """A mail client opens several connections at once, just after a
+    mistyped password: the checks of one username and address run one
+    after the other, each judged on the one before, so none is refused."""
+    d = dijk
+    conn = None
+    for i in range(3):
+        reply, conn = imap_login(d.imap_port, ATTACKER, ALICE, f"typo-{i}", conn)
+        assert reply == IMAP_BAD
+    conn.close()
+    replies = [None] * 10
+
+    def one(i):
+        reply, c = imap_login(d.imap_port, ATTACKER, ALICE, PASSWORDS[ALICE])
+        replies[i] = reply
+        c.close()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(r.startswith(b"OK [CAPABILITY") for r in replies), replies
+    assert len(login_lines(d, "ok", ALICE, ATTACKER)) == 10
+    assert login_lines(d, "throttled", ALICE) == []
+
+
 def test_unknown_user_and_wrong_password_look_the_same(dijk):
     """Byte-identical replies on each protocol, and the same time (within
     10 %) for the check. Each try comes from an address of its own so
