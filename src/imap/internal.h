@@ -13,6 +13,7 @@
 #include "core/common.h"
 
 #include "core/buf.h"
+#include "core/connlimit.h"
 #include "imap/imap.h"
 #include "imap/parser.h"
 #include "store/store.h"
@@ -42,6 +43,7 @@ struct imap_server {
 	struct pool *pool;
 	struct auth_client *auth;
 	struct bufferevent *master;
+	struct connlimit *connlimit; /* connections per address */
 	struct imap_session *sessions;
 	size_t session_count;
 	uint64_t next_id;
@@ -118,6 +120,7 @@ struct imap_session {
 	bool compress_pending;
 	unsigned bad_commands;
 	unsigned auth_failures;
+	struct connlimit_key connkey; /* what it counts under */
 	struct event *idle_timer;
 	struct event *close_timer; /* waits for a compressed stream to drain */
 	unsigned close_checks;

@@ -76,6 +76,7 @@ struct smtp_session {
 	struct event *greet_timer;
 	unsigned errors;
 	unsigned auth_failures;
+	struct connlimit_key connkey; /* what it counts under */
 	bool freeing;
 
 	char helo[SMTP_MAX_HELO + 1];
@@ -196,6 +197,7 @@ static void session_free(struct smtp_session *s, const char *reason)
 	if (!s->bev_owns_fd)
 		close(s->fd);
 	struct smtp_server *server = s->server;
+	connlimit_release(server->connlimit, &s->connkey);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -1127,8 +1129,14 @@ void smtp_session_start(struct smtp_server *server, enum smtp_port port, int fd,
 		close(fd);
 		return;
 	}
+	struct connlimit_key key;
+	/* Over the limit the session still starts (so that a client on
+	 * the TLS port gets its 421 over TLS) but only to say goodbye. */
+	bool counted = connlimit_acquire(server->connlimit, sa, &key);
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 	s->server = server;
+	if (counted)
+		s->connkey = key;
 	s->id = ++server->next_session_id;
 	s->port = port;
 	net_peer(sa, s->remote, sizeof(s->remote), &s->loopback);
@@ -1168,6 +1176,11 @@ void smtp_session_start(struct smtp_server *server, enum smtp_port port, int fd,
 		 : port == SMTP_PORT_SUBMISSION ? "submission"
 						: "submissions");
 
+	if (!counted) {
+		reply(s, "421 4.7.0 Too many connections from your address");
+		session_close(s, "too many connections from one address");
+		return;
+	}
 	/* A client that talks before the greeting is not a mail client. */
 	if (port != SMTP_PORT_SUBMISSIONS) {
 		uint8_t peek;

@@ -364,3 +364,100 @@ def test_unknown_user_and_wrong_password_look_the_same(dijk):
             break
     assert abs(known - nobody) <= 0.1 * max(known, nobody), (known, nobody)
     assert login_lines(d, "throttled", ALICE) == []
+
+
+# --- Connection limits.
+
+@pytest.fixture
+def limited(dijk_factory):
+    # One worker per protocol: the count is kept per worker.
+    return dijk_factory(extra_config={"limits.connections_per_ip": "3",
+                                      "workers": "1"})
+
+
+def wait_for(predicate, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_connection_limit_imap(limited):
+    d = limited
+    held = [LineClient(d.imap_port, ATTACKER) for _ in range(3)]
+    for c in held:
+        assert c.line().startswith(b"* OK [CAPABILITY")
+    over = LineClient(d.imap_port, ATTACKER)
+    assert over.line() == b"* BYE Too many connections from your address\r\n"
+    assert over.line() == b""
+    over.close()
+    # Another address is not affected.
+    other = LineClient(d.imap_port, OWNER)
+    assert other.line().startswith(b"* OK [CAPABILITY")
+    other.close()
+    # A closed connection makes room.
+    held.pop().close()
+
+    def room():
+        c = LineClient(d.imap_port, ATTACKER)
+        ok = c.line().startswith(b"* OK")
+        if ok:
+            held.append(c)
+        else:
+            c.close()
+        return ok
+    wait_for(room)
+    for c in held:
+        c.close()
+
+
+def test_connection_limit_smtp(limited):
+    d = limited
+    held = [LineClient(d.submission_port, ATTACKER) for _ in range(3)]
+    for c in held:
+        assert c.line().startswith(b"220 ")
+    over = LineClient(d.submission_port, ATTACKER)
+    assert over.line() == b"421 4.7.0 Too many connections from your address\r\n"
+    assert over.line() == b""
+    over.close()
+    other = LineClient(d.submission_port, OWNER)
+    assert other.line().startswith(b"220 ")
+    other.close()
+    for c in held:
+        c.close()
+
+
+def test_connection_limit_http(limited):
+    d = limited
+
+    def get(conn):
+        conn.request("GET", "/static/style.css")
+        r = conn.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+
+    held = [http.client.HTTPConnection("127.0.0.1", d.http_port, timeout=15,
+                                       source_address=(ATTACKER, 0))
+            for _ in range(3)]
+    for c in held:
+        assert get(c)[0] == 200
+    over = http.client.HTTPConnection("127.0.0.1", d.http_port, timeout=15,
+                                      source_address=(ATTACKER, 0))
+    status, headers, _ = get(over)
+    assert status == 503
+    assert headers.get("Connection", "").lower() == "close"
+    over.close()
+    # The held connections go on; another address is served.
+    assert get(held[0])[0] == 200
+    other = http.client.HTTPConnection("127.0.0.1", d.http_port, timeout=15,
+                                       source_address=(OWNER, 0))
+    assert get(other)[0] == 200
+    other.close()
+    # Closing one makes room for a new one.
+    held.pop().close()
+    time.sleep(0.2)
+    fresh = http.client.HTTPConnection("127.0.0.1", d.http_port, timeout=15,
+                                       source_address=(ATTACKER, 0))
+    assert get(fresh)[0] == 200
+    fresh.close()
+    for c in held:
+        c.close()
