@@ -58,7 +58,7 @@ sources[imap_session]="src/imap/session.c src/imap/command.c src/imap/fetch.c
 		src/core/base64.c src/core/buf.c src/core/channel.c src/core/config.c src/core/connlimit.c src/core/ipc.c
 		src/core/log.c src/core/net.c src/core/pool.c src/core/utf8.c src/core/util.c
 		src/imap/server.c src/imap/compress.c src/auth/authd.c src/store/thread.c
-		src/auth/password.c"
+		src/auth/password.c src/auth/ratelimit.c src/auth/throttle.c"
 # Libraries of the targets that need them.
 declare -A libs=(
 	[smtp_session]="$(pkg-config --libs libevent_core libevent_openssl openssl libsodium sqlite3 libunbound libpsl) -lpthread"
