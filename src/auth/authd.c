@@ -53,6 +53,9 @@ struct authd_job {
 	uint8_t token[AUTH_TOKEN_SIZE]; /* in (check, revoke) or out (login) */
 	bool token_made;
 	bool throttled; /* refused unchecked, during a lock window */
+	/* What a password change is throttled under: "session:" and the
+	 * session's public id (its old password is the guess). */
+	char change_key[40];
 	char user_agent[256];
 	char username[AUTH_MAX_USERNAME + 1];
 	uint8_t password[PASSWORD_MAX_LENGTH]; /* the old one, for a change */
@@ -400,6 +403,14 @@ static void job_work(void *arg)
 	}
 }
 
+/* The name an attempt counts under in the throttle: the username tried,
+ * or for a password change its session. */
+static const char *throttle_name(const struct authd_job *job)
+{
+	return job->type == IPC_PASSWORD_CHANGE ? job->change_key
+						: job->username;
+}
+
 static void log_password_change(const struct authd_job *job)
 {
 	static const char *const why[] = {
@@ -408,7 +419,10 @@ static void log_password_change(const struct authd_job *job)
 		[AUTH_PASSWORD_REFUSED] = "new password refused",
 		[AUTH_PASSWORD_UNAVAILABLE] = "failed",
 	};
-	if (job->outcome == AUTH_PASSWORD_CHANGED)
+	if (job->throttled)
+		log_info("web password change throttled for %s from %s",
+			 job->change_key, job->remote);
+	else if (job->outcome == AUTH_PASSWORD_CHANGED)
 		log_info("web password change ok for %s from %s;"
 			 " %d other sessions ended",
 			 job->address, job->remote, job->sessions_ended);
@@ -431,10 +445,16 @@ static void job_done(void *arg)
 		if (!job->throttled)
 			throttle_checked(c->d->throttle, job->username,
 					 job->remote, job->account_id != 0);
-	} else if (job->type == IPC_SESSION_REVOKE && job->account_id != 0)
+	} else if (job->type == IPC_SESSION_REVOKE && job->account_id != 0) {
 		log_info("web session of %s ended", job->address);
-	else if (job->type == IPC_PASSWORD_CHANGE)
+	} else if (job->type == IPC_PASSWORD_CHANGE) {
 		log_password_change(job);
+		/* Only a wrong old password counts as a guess. */
+		if (!job->throttled)
+			throttle_checked(c->d->throttle, job->change_key,
+					 job->remote,
+					 job->outcome != AUTH_PASSWORD_WRONG);
+	}
 	if (!c->closed) {
 		struct buf out;
 		buf_init(&out, IPC_MAX_FRAME);
@@ -473,7 +493,10 @@ static void job_refuse(void *arg)
 {
 	struct authd_job *job = arg;
 	job->throttled = true;
+	job->account_id = 0;
+	job->outcome = AUTH_PASSWORD_WRONG;
 	sodium_memzero(job->password, sizeof(job->password));
+	sodium_memzero(job->new_password, sizeof(job->new_password));
 	job_done(job);
 }
 
@@ -559,9 +582,18 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 	job->id = f->id;
 	job->conn = c;
 	c->refs++;
-	if (f->type == IPC_AUTH_PASSWORD || f->type == IPC_WEB_LOGIN)
-		throttle_attempt(c->d->throttle, job->username, job->remote,
-				 job);
+	if (f->type == IPC_PASSWORD_CHANGE) {
+		uint8_t hash[STORE_SESSION_HASH_SIZE];
+		session_hash(job->token, hash);
+		char hex[2 * 8 + 1];
+		sodium_bin2hex(hex, sizeof(hex), hash, 8);
+		snprintf(job->change_key, sizeof(job->change_key), "session:%s",
+			 hex);
+	}
+	if (f->type == IPC_AUTH_PASSWORD || f->type == IPC_WEB_LOGIN ||
+	    f->type == IPC_PASSWORD_CHANGE)
+		throttle_attempt(c->d->throttle, throttle_name(job),
+				 job->remote, job);
 	else
 		pool_submit(c->d->pool, job_work, job_done, job);
 	return 0;

@@ -302,6 +302,41 @@ def test_a_lock_refuses_even_the_right_password(dijk):
     assert len(login_lines(d, "ok", BOB, ATTACKER)) == 1
 
 
+def test_password_change_guesses_are_throttled(dijk):
+    """A stolen session cannot guess the old password of a password change
+    at Argon2id speed: the guesses count per session and address like
+    logins, and a lock refuses even the right old password."""
+    d = dijk
+    c = http.client.HTTPConnection("127.0.0.1", d.http_port, timeout=15)
+    origin = {"Content-Type": "application/json",
+              "Origin": f"http://127.0.0.1:{d.http_port}"}
+    c.request("POST", "/api/login", headers=origin,
+              body=json.dumps({"username": BOB, "password": PASSWORDS[BOB]}))
+    r = c.getresponse()
+    body = json.loads(r.read())
+    assert r.status == 200, body
+    cookie = r.getheader("Set-Cookie").split(";")[0]
+    headers = {**origin, "Cookie": cookie, "X-Dijk-CSRF": body["csrf"]}
+
+    def change(old):
+        c.request("POST", "/api/password", headers=headers,
+                  body=json.dumps({"old": old, "new": "a brand new password"}))
+        r = c.getresponse()
+        return r.status, r.read()
+    wrong = change("guess-0")
+    assert wrong[0] == 403
+    for i in range(1, 4):  # three free, the 4th locks for 2 s
+        assert change(f"guess-{i}") == wrong
+    assert change(PASSWORDS[BOB]) == wrong
+    log = d.logs()
+    assert log.count("web password change wrong password for bob@example.test") == 4
+    assert log.count("web password change throttled for session:") == 1
+    c.close()
+    # Logins are not affected, and the password did not change.
+    status, _ = web_login(d.http_port, ATTACKER, BOB, PASSWORDS[BOB])
+    assert status == 200
+
+
 def test_a_burst_of_right_logins_is_not_throttled(dijk):
     """A mail client opens several connections at once, just after a
     mistyped password: the checks of one username and address run one
