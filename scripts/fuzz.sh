@@ -48,7 +48,7 @@ declare -A sources=(
 		src/store/sqlite/store.c src/store/sqlite/twofactor.c src/store/sqlite/mail.c
 		src/store/sqlite/mailbox.c src/store/sqlite/meta.c src/store/sqlite/queue.c
 		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/jmap.c src/mime/mime.c
-		src/core/base64.c src/core/buf.c src/core/channel.c src/core/config.c src/core/ipc.c
+		src/core/base64.c src/core/buf.c src/core/channel.c src/core/config.c src/core/connlimit.c src/core/ipc.c
 		src/core/log.c src/core/net.c src/core/pool.c src/core/utf8.c src/core/util.c"
 )
 sources[imap_session]="src/imap/session.c src/imap/command.c src/imap/fetch.c
@@ -56,10 +56,10 @@ sources[imap_session]="src/imap/session.c src/imap/command.c src/imap/fetch.c
 		src/auth/client.c src/store/sqlite/store.c src/store/sqlite/twofactor.c src/store/sqlite/mail.c
 		src/store/sqlite/mailbox.c src/store/sqlite/meta.c src/store/sqlite/queue.c
 		src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/jmap.c src/mime/mime.c
-		src/core/base64.c src/core/buf.c src/core/channel.c src/core/config.c src/core/ipc.c
+		src/core/base64.c src/core/buf.c src/core/channel.c src/core/config.c src/core/connlimit.c src/core/ipc.c
 		src/core/log.c src/core/net.c src/core/pool.c src/core/utf8.c src/core/util.c
 		src/imap/server.c src/imap/compress.c src/auth/authd.c src/store/thread.c
-		src/auth/password.c src/auth/totp.c src/auth/twofactor.c src/imap/audit.c src/auth/audit.c src/auth/auditd.c
+		src/auth/password.c src/auth/ratelimit.c src/auth/throttle.c src/auth/totp.c src/auth/twofactor.c src/imap/audit.c src/auth/audit.c src/auth/auditd.c
 		src/auth/audit_client.c src/auth/audit_wire.c src/store/sqlite/audit.c"
 # The http session target runs the whole worker but its process glue: every
 # library source, and the webmail's files embedded as the build does.

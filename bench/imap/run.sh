@@ -376,6 +376,8 @@ listen.imap = 127.0.0.1:$DIJK_PORT
 listen.imaps =
 listen.http =
 listen.https =
+# Every benchmark client comes from 127.0.0.1: no limit per address.
+limits.connections_per_ip = 0
 workers = $WORKERS
 EOF
 	"$DIJK" serve --data "$DIJK_DATA" >"$DIJK_LOG" 2>&1 &

@@ -513,6 +513,8 @@ listen.imap =
 listen.imaps =
 listen.http =
 listen.https =
+# Every benchmark client comes from 127.0.0.1: no limit per address.
+limits.connections_per_ip = 0
 dns.resolver = $DNS_ADDRESS
 dns.trust_anchor =
 outbound.port = $SINK_PORT

@@ -350,6 +350,8 @@ listen.imap =
 listen.imaps =
 listen.http =
 listen.https =
+# Every benchmark client comes from 127.0.0.1: no limit per address.
+limits.connections_per_ip = 0
 EOF
 	"$DIJK" serve --data "$data" >"$log" 2>&1 &
 	DIJK_PID=$!

@@ -220,6 +220,8 @@ listen.imap = 127.0.0.1:$IMAP_PORT
 listen.imaps =
 listen.http = 127.0.0.1:$HTTP_PORT
 listen.https =
+# Every benchmark client comes from 127.0.0.1: no limit per address.
+limits.connections_per_ip = 0
 workers = $WORKERS
 EOF
 "$DIJK" serve --data "$DATA" >"$LOG" 2>&1 &

@@ -15,6 +15,7 @@
 #include "auth/auditd.h"
 #include "auth/password.h"
 #include "auth/twofactor.h"
+#include "auth/throttle.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/ipc.h"
@@ -39,6 +40,7 @@ struct authd {
 	char *data_dir;
 	struct authd_conn *conns;
 	time_t session_idle, session_lifetime;
+	struct throttle *throttle; /* failed-login counters and tarpit */
 };
 
 struct authd_conn {
@@ -58,6 +60,10 @@ struct authd_job {
 	bool ticket_made;	 /* token is a second-factor ticket */
 	uint64_t ticket_account; /* whose ticket, for the audit log only */
 	struct twofactor_request *security; /* IPC_SECURITY */
+	bool throttled; /* refused unchecked, during a lock window */
+	/* What a password change is throttled under: "session:" and the
+	 * session's public id (its old password is the guess). */
+	char change_key[40];
 	char user_agent[256];
 	char username[AUTH_MAX_USERNAME + 1];
 	uint8_t password[PASSWORD_MAX_LENGTH]; /* the old one, for a change */
@@ -421,6 +427,11 @@ static void job_work(void *arg)
 	if (found > 0)
 		found = store_credentials_get_password(
 			thread_credentials, account_id, &phc, &error);
+	else if (found == 0)
+		/* The same read for an unknown user (account 0 never exists),
+		 * so that its reply comes no sooner than a wrong password's. */
+		(void)store_credentials_get_password(thread_credentials, 0,
+						     &phc, &error);
 	if (found < 0)
 		log_error("credential lookup: %s", error);
 	/* IMAP and SMTP take app passwords, and the main password only
@@ -489,6 +500,13 @@ static void job_work(void *arg)
 	}
 }
 
+/* The name an attempt counts under in the throttle: the username tried,
+ * or for a password change its session. */
+static const char *throttle_name(const struct authd_job *job)
+{
+	return job->change_key[0] != '\0' ? job->change_key : job->username;
+}
+
 static void log_password_change(const struct authd_job *job)
 {
 	static const char *const why[] = {
@@ -497,7 +515,10 @@ static void log_password_change(const struct authd_job *job)
 		[AUTH_PASSWORD_REFUSED] = "new password refused",
 		[AUTH_PASSWORD_UNAVAILABLE] = "failed",
 	};
-	if (job->outcome == AUTH_PASSWORD_CHANGED)
+	if (job->throttled)
+		log_info("web password change throttled for %s from %s",
+			 job->change_key, job->remote);
+	else if (job->outcome == AUTH_PASSWORD_CHANGED)
 		log_info("web password change ok for %s from %s;"
 			 " %d other sessions ended",
 			 job->address, job->remote, job->sessions_ended);
@@ -529,7 +550,9 @@ static void audit_job(const struct authd_job *job)
 		detail = job->user_agent;
 	} else if (job->type == IPC_AUTH_PASSWORD ||
 		   job->type == IPC_WEB_LOGIN) {
-		action = job->account_id ? "login" : "login failed";
+		action = job->throttled	   ? "login throttled"
+			 : job->account_id ? "login"
+					   : "login failed";
 		detail = job->user_agent;
 	} else if (job->type == IPC_WEB_LOGIN_CODE) {
 		action = job->account_id ? "login with code"
@@ -591,19 +614,46 @@ static void job_done(void *arg)
 		return;
 	}
 	const char *security_what = NULL;
-	if (job->ticket_made)
+	if (job->ticket_made) {
 		log_info("%s login password ok for %s from %s; second factor"
 			 " needed",
 			 job->protocol, job->username, job->remote);
-	else if (job->type == IPC_AUTH_PASSWORD || job->type == IPC_WEB_LOGIN ||
-		 job->type == IPC_WEB_LOGIN_CODE)
+		/* The password held: no failure to count. */
+		throttle_checked(c->d->throttle, job->username, job->remote,
+				 true);
+	} else if (job->type == IPC_AUTH_PASSWORD ||
+		   job->type == IPC_WEB_LOGIN) {
+		log_info("%s login %s for %s from %s", job->protocol,
+			 job->throttled	   ? "throttled"
+			 : job->account_id ? "ok"
+					   : "failed",
+			 job->username, job->remote);
+		if (!job->throttled)
+			throttle_checked(c->d->throttle, job->username,
+					 job->remote, job->account_id != 0);
+	} else if (job->type == IPC_WEB_LOGIN_CODE) {
 		log_info("%s login %s for %s from %s", job->protocol,
 			 job->account_id ? "ok" : "failed",
 			 job->username[0] ? job->username : "?", job->remote);
-	else if (job->type == IPC_SESSION_REVOKE && job->account_id != 0)
+	} else if (job->type == IPC_SECURITY && job->change_key[0] != '\0') {
+		if (job->throttled)
+			log_info("web security request throttled for %s from"
+				 " %s",
+				 job->change_key, job->remote);
+		else
+			throttle_checked(
+				c->d->throttle, job->change_key, job->remote,
+				!twofactor_request_wrong(job->security));
+	} else if (job->type == IPC_SESSION_REVOKE && job->account_id != 0) {
 		log_info("web session of %s ended", job->address);
-	else if (job->type == IPC_PASSWORD_CHANGE)
+	} else if (job->type == IPC_PASSWORD_CHANGE) {
 		log_password_change(job);
+		/* Only a wrong old password counts as a guess. */
+		if (!job->throttled)
+			throttle_checked(c->d->throttle, job->change_key,
+					 job->remote,
+					 job->outcome != AUTH_PASSWORD_WRONG);
+	}
 	if (!c->closed) {
 		struct buf out;
 		buf_init(&out, IPC_MAX_FRAME);
@@ -638,6 +688,28 @@ static void job_done(void *arg)
 	/* Tokens and passwords. */
 	sodium_memzero(job, sizeof(*job));
 	free(job);
+}
+
+/* The throttle's verdicts on a login (throttle.h). */
+static void job_check(void *arg)
+{
+	struct authd_job *job = arg;
+	pool_submit(job->conn->d->pool, job_work, job_done, job);
+}
+
+/* In a lock window even the right password fails, unchecked, with the
+ * reply of a wrong one. */
+static void job_refuse(void *arg)
+{
+	struct authd_job *job = arg;
+	job->throttled = true;
+	job->account_id = 0;
+	job->outcome = AUTH_PASSWORD_WRONG;
+	if (job->security != NULL)
+		twofactor_request_refuse(job->security);
+	sodium_memzero(job->password, sizeof(job->password));
+	sodium_memzero(job->new_password, sizeof(job->new_password));
+	job_done(job);
 }
 
 static int copy_field(struct slice f, char *dst, size_t size)
@@ -752,7 +824,25 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 	job->id = f->id;
 	job->conn = c;
 	c->refs++;
-	pool_submit(c->d->pool, job_work, job_done, job);
+	/* Requests of a session that check the main password are guesses
+	 * at it: they count under the session, like a password change. */
+	bool session_guess = f->type == IPC_PASSWORD_CHANGE ||
+			     (f->type == IPC_SECURITY &&
+			      twofactor_request_checks_password(job->security));
+	if (session_guess) {
+		uint8_t hash[STORE_SESSION_HASH_SIZE];
+		session_hash(job->token, hash);
+		char hex[2 * 8 + 1];
+		sodium_bin2hex(hex, sizeof(hex), hash, 8);
+		snprintf(job->change_key, sizeof(job->change_key), "session:%s",
+			 hex);
+	}
+	if (f->type == IPC_AUTH_PASSWORD || f->type == IPC_WEB_LOGIN ||
+	    session_guess)
+		throttle_attempt(c->d->throttle, throttle_name(job),
+				 job->remote, job);
+	else
+		pool_submit(c->d->pool, job_work, job_done, job);
 	return 0;
 }
 
@@ -840,6 +930,8 @@ int authd_run(const char *data_dir, int listen_fd, const struct config *config)
 	d.base = event_base_new();
 	d.pool = pool_new(d.base, AUTH_THREADS);
 	auditd_start(d.base, d.pool, d.data_dir, config->audit_retention_days);
+	d.throttle = throttle_new(d.base, config->auth_clock_scale, job_check,
+				  job_refuse);
 	struct evconnlistener *l = evconnlistener_new(
 		d.base, on_accept, &d, LEV_OPT_CLOSE_ON_EXEC, -1, listen_fd);
 	if (l == NULL) {
@@ -855,8 +947,10 @@ int authd_run(const char *data_dir, int listen_fd, const struct config *config)
 	event_base_dispatch(d.base);
 	evconnlistener_free(l);
 	auditd_stop();
+	throttle_stop(d.throttle);
 	pool_free(&d.pool);
 	auditd_close();
+	throttle_free(&d.throttle);
 	close_handles();
 	twofactor_shutdown();
 	while (d.conns != NULL)

@@ -948,6 +948,27 @@ void twofactor_request_run(struct twofactor_request *r,
 		r->reply = json_object();
 }
 
+bool twofactor_request_checks_password(const struct twofactor_request *r)
+{
+	return r->op == AUTH_SECURITY_APP_CREATE ||
+	       r->op == AUTH_SECURITY_TOTP_DISABLE;
+}
+
+void twofactor_request_refuse(struct twofactor_request *r)
+{
+	sodium_memzero(r->arg1, sizeof(r->arg1));
+	sodium_memzero(r->arg2, sizeof(r->arg2));
+	r->status = AUTH_SECURITY_WRONG;
+	json_decref(r->reply);
+	r->reply = NULL;
+}
+
+bool twofactor_request_wrong(const struct twofactor_request *r)
+{
+	return r->status == AUTH_SECURITY_WRONG ||
+	       r->status == AUTH_SECURITY_LOCKED;
+}
+
 const char *twofactor_request_what(const struct twofactor_request *r)
 {
 	if (r->status == AUTH_SECURITY_WRONG ||

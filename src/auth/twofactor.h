@@ -70,6 +70,15 @@ void twofactor_request_run(struct twofactor_request *r,
 			   struct store_credentials *c, uint64_t account_id,
 			   const char *address,
 			   const uint8_t session_hash[STORE_SESSION_HASH_SIZE]);
+/* Whether the request checks the account's main password (making an app
+ * password, turning TOTP off): such requests are guesses at it, throttled
+ * like logins. */
+bool twofactor_request_checks_password(const struct twofactor_request *r);
+/* Marks the request refused unchecked (a lock window): it answers as a
+ * wrong password does. */
+void twofactor_request_refuse(struct twofactor_request *r);
+/* Whether it ran and the password (or code) did not hold. */
+bool twofactor_request_wrong(const struct twofactor_request *r);
 /* What the request did, for the log and the audit log: a static string,
  * "security check failed" for a wrong password or code or a lock, NULL
  * when it changed nothing worth telling. */

@@ -56,6 +56,8 @@ void config_defaults(struct config *cfg)
 	cfg->queue_lifetime_seconds = CONFIG_DEFAULT_QUEUE_LIFETIME;
 	cfg->queue_delay_notice_seconds = CONFIG_DEFAULT_DELAY_NOTICE;
 	cfg->queue_deliveries = CONFIG_DEFAULT_QUEUE_DELIVERIES;
+	cfg->connections_per_ip = CONFIG_DEFAULT_CONNECTIONS_PER_IP;
+	cfg->auth_clock_scale = 1;
 }
 
 int config_split_address(const char *value, char *host_r, size_t host_size,
@@ -297,6 +299,14 @@ static const char *config_apply(struct config *cfg, const char *key,
 			cfg->dmarc_quarantine_rejects = true;
 		else
 			return "expected reject or quarantine";
+	} else if (strcmp(key, "limits.connections_per_ip") == 0) {
+		if (parse_uint(value, 0, 1000000, &n) != 0)
+			return "expected a number from 0 (no limit) to 1000000";
+		cfg->connections_per_ip = (unsigned)n;
+	} else if (strcmp(key, "auth.test_clock_scale") == 0) {
+		if (parse_uint(value, 1, 3600, &n) != 0)
+			return "expected a number from 1 to 3600";
+		cfg->auth_clock_scale = (unsigned)n;
 	} else {
 		return "unknown key";
 	}

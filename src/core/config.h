@@ -37,6 +37,9 @@ enum listener_kind {
 #define CONFIG_DEFAULT_QUEUE_DELIVERIES	    8
 #define CONFIG_MAX_QUEUE_DELIVERIES	    64
 
+/* Connections one address may hold open to each protocol's workers. */
+#define CONFIG_DEFAULT_CONNECTIONS_PER_IP 20
+
 struct config {
 	char hostname[256];
 	/* "ADDR:PORT" per listener; empty string when off. */
@@ -86,6 +89,12 @@ struct config {
 	/* What a DMARC p=reject failure gets: refused at DATA (false) or
 	 * delivered into Junk (true). */
 	bool dmarc_quarantine_rejects;
+	/* Connections one address may hold open at once to each of the
+	 * smtp, imap and http workers (0: no limit). */
+	unsigned connections_per_ip;
+	/* Tests only: the login throttle's clock runs this many times
+	 * faster than real time (1 in service). */
+	unsigned auth_clock_scale;
 };
 
 /* The config key of a listener ("listen.smtp"). */

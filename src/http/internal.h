@@ -67,6 +67,7 @@ struct http_server {
 	struct pool *pool;
 	struct bufferevent *master;  /* change notifications */
 	struct http_stream *streams; /* open EventSource streams */
+	struct http_conns *conns;    /* connections per address (conns.c) */
 	bool stopping;
 };
 
@@ -78,6 +79,13 @@ void http_limit(struct evhttp *http);
  * entry point of the fuzz target, which runs the front end in-process. */
 void http_handle_request(struct http_server *server, struct evhttp_request *req,
 			 bool tls);
+/* Connections per address, limited by limits.connections_per_ip (0: no
+ * limit). http_conns_admit counts the request's connection if it is new
+ * and says whether it may be served: false means the address holds too
+ * many already, and the reply is 503 with Connection: close. */
+struct http_conns *http_conns_new(unsigned limit);
+void http_conns_free(struct http_conns **t);
+bool http_conns_admit(struct http_conns *t, struct evhttp_request *req);
 
 /* Tells the other processes (through the master) and this worker's own
  * push streams that an account's mail changed. */

@@ -406,6 +406,13 @@ void http_handle_request(struct http_server *server, struct evhttp_request *req,
 	evhttp_connection_get_peer(conn, &peer, &port);
 	c.loopback = peer != NULL && is_loopback(peer);
 	snprintf(c.remote, sizeof(c.remote), "%s", peer ? peer : "");
+	if (!http_conns_admit(c.server->conns, req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+				  "Connection", "close");
+		http_send_error(&c, 503,
+				"Too many connections from your address");
+		return;
+	}
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 	const char *reason = NULL;
 	int refused = check_head(req, &reason);
@@ -570,6 +577,7 @@ int http_worker_run(const struct http_worker_params *p)
 		return 1;
 	}
 	server->pool = pool_new(server->base, HTTP_POOL_THREADS);
+	server->conns = http_conns_new(p->config->connections_per_ip);
 	char auth_path[256];
 	if (auth_socket_path(p->data_dir, auth_path, sizeof(auth_path)) != 0) {
 		log_error("data directory path too long for the auth socket");
@@ -621,6 +629,7 @@ int http_worker_run(const struct http_worker_params *p)
 		if (w->http[i] != NULL)
 			evhttp_free(w->http[i]);
 	pool_free(&server->pool);
+	http_conns_free(&server->conns);
 	store_thread_handles_close();
 	auth_client_free(&server->auth);
 	event_free(term);

@@ -13,6 +13,7 @@
 #include "core/common.h"
 
 #include "core/buf.h"
+#include "core/connlimit.h"
 #include "imap/imap.h"
 #include "imap/parser.h"
 #include "store/store.h"
@@ -28,6 +29,7 @@ struct imap_session;
 #define IMAP_IDLE_TIMEOUT	(30 * 60) /* RFC 3501: at least 30 min */
 #define IMAP_PREAUTH_TIMEOUT	60
 #define IMAP_MAX_BAD_COMMANDS	20
+#define IMAP_MAX_AUTH_FAILURES	3 /* failed logins before "* BYE" */
 #define IMAP_COMMAND_ARENA	(64 * 1024 * 1024)
 #define IMAP_APPEND_LIMIT	(50u * 1024 * 1024)
 #define IMAP_MAX_OUTPUT_PENDING (256 * 1024)
@@ -41,6 +43,7 @@ struct imap_server {
 	struct pool *pool;
 	struct auth_client *auth;
 	struct bufferevent *master;
+	struct connlimit *connlimit; /* connections per address */
 	struct imap_session *sessions;
 	size_t session_count;
 	uint64_t next_id;
@@ -116,6 +119,8 @@ struct imap_session {
 	bool starttls_pending;
 	bool compress_pending;
 	unsigned bad_commands;
+	unsigned auth_failures;
+	struct connlimit_key connkey; /* what it counts under */
 	struct event *idle_timer;
 	struct event *close_timer; /* waits for a compressed stream to drain */
 	unsigned close_checks;

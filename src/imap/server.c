@@ -143,6 +143,7 @@ int imap_worker_run(const struct imap_worker_params *p)
 		return 1;
 	}
 	server->auth = auth_client_new(server->base, auth_path);
+	server->connlimit = connlimit_new(p->config->connections_per_ip);
 	if (p->master_fd >= 0) {
 		server->master = bufferevent_socket_new(
 			server->base, p->master_fd, BEV_OPT_CLOSE_ON_FREE);
@@ -180,6 +181,7 @@ int imap_worker_run(const struct imap_worker_params *p)
 		if (w->listeners[i] != NULL)
 			evconnlistener_free(w->listeners[i]);
 	auth_client_free(&server->auth);
+	connlimit_free(&server->connlimit);
 	event_free(term);
 	event_free(intr);
 	if (server->master != NULL)

@@ -94,6 +94,7 @@ static void session_free(struct imap_session *s, const char *reason)
 	}
 	if (!s->bev_owns_fd)
 		close(s->fd);
+	connlimit_release(server->connlimit, &s->connkey);
 	imap_view_free(&s->view);
 	imap_audit_free(s);
 	free(s->command);
@@ -298,6 +299,11 @@ static void auth_done(void *context, enum auth_result result,
 		send_line(s,
 			  "%s NO [AUTHENTICATIONFAILED] Authentication failed",
 			  tag);
+		if (++s->auth_failures >= IMAP_MAX_AUTH_FAILURES) {
+			send_text(s, "* BYE Too many failed logins\r\n");
+			session_close(s, "too many failed logins");
+			return;
+		}
 		if (count_bad(s))
 			return;
 		break;
@@ -760,8 +766,14 @@ void imap_session_start(struct imap_server *server, bool imaps, int fd,
 		close(fd);
 		return;
 	}
+	struct connlimit_key key;
+	/* Over the limit the session still starts (so that an IMAPS client
+	 * gets its BYE over TLS) but only to say goodbye. */
+	bool counted = connlimit_acquire(server->connlimit, sa, &key);
 	struct imap_session *s = xcalloc(1, sizeof(*s));
 	s->server = server;
+	if (counted)
+		s->connkey = key;
 	s->id = ++server->next_id;
 	s->fd = fd;
 	s->imaps = imaps;
@@ -790,6 +802,15 @@ void imap_session_start(struct imap_server *server, bool imaps, int fd,
 		s->bev = bufferevent_socket_new(server->base, fd, 0);
 	}
 	setup_bev(s);
+	if (!counted) {
+		log_info("session %llu from %s: too many connections from the "
+			 "address",
+			 (unsigned long long)s->id, s->remote);
+		send_text(s,
+			  "* BYE Too many connections from your address\r\n");
+		session_close(s, "too many connections from one address");
+		return;
+	}
 	struct buf b;
 	buf_init(&b, 4096);
 	buf_append_cstr(&b, "* OK [CAPABILITY ");

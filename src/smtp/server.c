@@ -137,6 +137,7 @@ int smtp_worker_run(const struct smtp_worker_params *p)
 		return 1;
 	}
 	server->auth = auth_client_new(server->base, auth_path);
+	server->connlimit = connlimit_new(p->config->connections_per_ip);
 	if (p->master_fd >= 0) {
 		server->master = bufferevent_socket_new(
 			server->base, p->master_fd, BEV_OPT_CLOSE_ON_FREE);
@@ -187,6 +188,7 @@ int smtp_worker_run(const struct smtp_worker_params *p)
 		if (w->listeners[i].listener != NULL)
 			evconnlistener_free(w->listeners[i].listener);
 	auth_client_free(&server->auth);
+	connlimit_free(&server->connlimit);
 	store_close(&server->store);
 	event_free(term);
 	event_free(intr);

@@ -4,6 +4,7 @@
 
 #include "core/common.h"
 
+#include "core/connlimit.h"
 #include "smtp/smtp.h"
 
 #include <sys/socket.h>
@@ -34,6 +35,7 @@ struct smtp_server {
 	struct pool *check_pool;
 	struct auth_client *auth;
 	struct bufferevent *master;
+	struct connlimit *connlimit; /* connections per address */
 	struct smtp_session *sessions;
 	size_t session_count;
 	bool stopping;

@@ -39,6 +39,9 @@
 
 /* Protocol errors tolerated before the session is closed. */
 #define SMTP_MAX_ERRORS 10
+/* Failed AUTH commands per connection: a guesser must reconnect (and
+ * meet the connection limit and the auth process's throttle). */
+#define SMTP_MAX_AUTH_FAILURES 3
 /* Input buffered while the session waits, before reading pauses. */
 #define SMTP_MAX_BUFFERED_INPUT (256 * 1024)
 /* Output waiting for a slow reader, before command processing pauses. */
@@ -79,6 +82,8 @@ struct smtp_session {
 	uint64_t lines_done; /* command lines read, for the line timer */
 	uint64_t line_mark;  /* progress when the line timer was armed */
 	unsigned errors;
+	unsigned auth_failures;
+	struct connlimit_key connkey; /* what it counts under */
 	bool freeing;
 
 	char helo[SMTP_MAX_HELO + 1];
@@ -201,6 +206,7 @@ static void session_free(struct smtp_session *s, const char *reason)
 	if (!s->bev_owns_fd)
 		close(s->fd);
 	struct smtp_server *server = s->server;
+	connlimit_release(server->connlimit, &s->connkey);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -235,6 +241,18 @@ static void protocol_error(struct smtp_session *s, const char *line)
 	if (++s->errors >= SMTP_MAX_ERRORS) {
 		reply(s, "421 4.7.0 Too many errors, closing connection");
 		session_close(s, "too many errors");
+	}
+}
+
+/* A refused AUTH: the same reply whatever the reason (unknown user, wrong
+ * password, throttled); past SMTP_MAX_AUTH_FAILURES the session ends. */
+static void auth_refused(struct smtp_session *s)
+{
+	reply(s, "535 5.7.8 Authentication credentials invalid");
+	if (++s->auth_failures >= SMTP_MAX_AUTH_FAILURES) {
+		reply(s, "421 4.7.0 Too many failed authentications, closing "
+			 "connection");
+		session_close(s, "too many failed authentications");
 	}
 }
 
@@ -342,8 +360,7 @@ static void auth_done(void *context, enum auth_result result,
 		reply(s, "235 2.7.0 Authentication successful");
 		break;
 	case AUTH_FAILED:
-		protocol_error(s,
-			       "535 5.7.8 Authentication credentials invalid");
+		auth_refused(s);
 		break;
 	case AUTH_UNAVAILABLE:
 		reply(s, "454 4.7.0 Temporary authentication failure");
@@ -1219,8 +1236,14 @@ void smtp_session_start(struct smtp_server *server, enum smtp_port port, int fd,
 		close(fd);
 		return;
 	}
+	struct connlimit_key key;
+	/* Over the limit the session still starts (so that a client on
+	 * the TLS port gets its 421 over TLS) but only to say goodbye. */
+	bool counted = connlimit_acquire(server->connlimit, sa, &key);
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 	s->server = server;
+	if (counted)
+		s->connkey = key;
 	s->id = ++server->next_session_id;
 	s->port = port;
 	net_peer(sa, s->remote, sizeof(s->remote), &s->loopback);
@@ -1260,6 +1283,11 @@ void smtp_session_start(struct smtp_server *server, enum smtp_port port, int fd,
 		 : port == SMTP_PORT_SUBMISSION ? "submission"
 						: "submissions");
 
+	if (!counted) {
+		reply(s, "421 4.7.0 Too many connections from your address");
+		session_close(s, "too many connections from one address");
+		return;
+	}
 	/* A client that talks before the greeting is not a mail client. */
 	if (port != SMTP_PORT_SUBMISSIONS) {
 		uint8_t peek;

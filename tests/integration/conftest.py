@@ -242,6 +242,12 @@ class Dijk:
         return self.cli("queue", "list").stdout.decode().splitlines()
 
 
+# The shared servers of the abuse modules take hundreds of connections at
+# once from 127.0.0.1 (test_many_simultaneous_*): above the default limit
+# per address (20), which test_rate_limit.py checks.
+SHARED_SERVER_CONFIG = {"limits.connections_per_ip": "1000"}
+
+
 @pytest.fixture
 def dijk_factory(tmp_path):
     servers = []
@@ -513,7 +519,8 @@ def smtp_shared_dijk(_smtp_shared_servers, tmp_path_factory):
     test that kills the server fails, and the next test gets a new one."""
     servers = _smtp_shared_servers
     if not servers or servers[-1].proc is None or servers[-1].proc.poll() is not None:
-        d = Dijk(tmp_path_factory.mktemp("shared") / "data")
+        d = Dijk(tmp_path_factory.mktemp("shared") / "data",
+                 extra_config=SHARED_SERVER_CONFIG)
         servers.append(d)
         d.start()
     d = servers[-1]
@@ -767,7 +774,8 @@ def imap_shared_dijk(_imap_shared_servers, tmp_path_factory):
     the test begins."""
     servers = _imap_shared_servers
     if not servers or servers[-1].proc is None or servers[-1].proc.poll() is not None:
-        d = Dijk(tmp_path_factory.mktemp("imapshared") / "data")
+        d = Dijk(tmp_path_factory.mktemp("imapshared") / "data",
+                 extra_config=SHARED_SERVER_CONFIG)
         servers.append(d)
         d.start()
     d = servers[-1]

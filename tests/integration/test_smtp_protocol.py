@@ -633,7 +633,12 @@ def test_wrong_password_and_unknown_user_same_reply(server):
         c.ehlo()
         assert c.cmd(f"AUTH PLAIN {plain_response(ALICE, 'wrong-password')}") == bad
         assert c.cmd(f"AUTH PLAIN {plain_response('nobody@example.test', 'x-password')}") == bad
+        # The third failure on one connection ends it.
         assert c.cmd(f"AUTH PLAIN {plain_response(ALICE, PASSWORDS[BOB])}") == bad
+        assert c.reply() == ["421 4.7.0 Too many failed authentications, closing connection"]
+        c.assert_closed()
+    with RawSmtp(server.submission_port) as c:
+        c.ehlo()
         # LOGIN, same answers.
         for user, password in ((ALICE, "wrong-password"), ("nobody@example.test", "pw")):
             assert c.cmd("AUTH LOGIN") == ["334 VXNlcm5hbWU6"]
