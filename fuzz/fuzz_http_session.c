@@ -170,7 +170,7 @@ static void login(void)
 		w = (struct waiting){0};
 		auth_web_login(server.auth, slice_cstr("alice@example.test"),
 			       slice_cstr(FUZZ_PASSWORD), "127.0.0.1", "fuzz",
-			       logged_in, &w);
+			       "fuzz.test", logged_in, &w);
 		wait_for(&w);
 		if (w.result == AUTH_OK)
 			break;
@@ -247,7 +247,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void keep_session(void)
 {
 	struct waiting w = {0};
-	auth_session_check(server.auth, server_token, checked, &w);
+	auth_session_check(server.auth, server_token, "fuzz.test", checked, &w);
 	wait_for(&w);
 	if (w.result != AUTH_OK)
 		login();

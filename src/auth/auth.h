@@ -61,10 +61,14 @@ struct auth_request *auth_check_password(struct auth_client *c,
 typedef void auth_login_callback(void *context, enum auth_result result,
 				 uint64_t account_id, const char *address,
 				 const uint8_t *token);
-struct auth_request *
-auth_web_login(struct auth_client *c, struct slice username,
-	       struct slice password, const char *remote_address,
-	       const char *user_agent, auth_login_callback *cb, void *context);
+/* host is the host name the browser asked for (its Host, as
+ * auth_session_host makes it): the session holds there only. */
+struct auth_request *auth_web_login(struct auth_client *c,
+				    struct slice username,
+				    struct slice password,
+				    const char *remote_address,
+				    const char *user_agent, const char *host,
+				    auth_login_callback *cb, void *context);
 /* The second step of a login: the ticket and a TOTP or recovery code.
  * Answered like auth_web_login (never with a ticket). */
 #define AUTH_TICKET_SECONDS (5 * 60)
@@ -72,12 +76,20 @@ struct auth_request *
 auth_web_login_code(struct auth_client *c,
 		    const uint8_t ticket[AUTH_TOKEN_SIZE], struct slice code,
 		    const char *remote_address, const char *user_agent,
-		    auth_login_callback *cb, void *context);
-/* Whether a session token is live: AUTH_OK with its account, or
- * AUTH_FAILED. */
+		    const char *host, auth_login_callback *cb, void *context);
+/* Whether a session token is live and was made at host: AUTH_OK with its
+ * account, or AUTH_FAILED (a session of another host stays, for its own
+ * host). The other calls that carry a token (a password change, the
+ * Security and Activity requests) come only after this check. */
 struct auth_request *auth_session_check(struct auth_client *c,
 					const uint8_t token[AUTH_TOKEN_SIZE],
-					auth_callback *cb, void *context);
+					const char *host, auth_callback *cb,
+					void *context);
+/* The host a session is bound to, from a request's Host header: the name
+ * in lowercase without its port; "" when there is none or it is longer
+ * than STORE-sized hosts allow. */
+#define AUTH_HOST_SIZE 256
+void auth_session_host(const char *host_header, char out[AUTH_HOST_SIZE]);
 /* Ends a session: AUTH_OK with the account it was of, or AUTH_FAILED. */
 struct auth_request *auth_session_revoke(struct auth_client *c,
 					 const uint8_t token[AUTH_TOKEN_SIZE],

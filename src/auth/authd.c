@@ -65,6 +65,8 @@ struct authd_job {
 	 * session's public id (its old password is the guess). */
 	char change_key[40];
 	char user_agent[256];
+	char host[AUTH_HOST_SIZE]; /* a web session's host (auth.h) */
+	bool check_host;	   /* IPC_SESSION_CHECK: it must match */
 	char username[AUTH_MAX_USERNAME + 1];
 	uint8_t password[PASSWORD_MAX_LENGTH]; /* the old one, for a change */
 	size_t password_len;
@@ -157,6 +159,7 @@ static void session_make(struct authd_job *job,
 	session_hash(job->token, session.hash);
 	session.created = session.last_used = time(NULL);
 	snprintf(session.remote, sizeof(session.remote), "%s", job->remote);
+	snprintf(session.host, sizeof(session.host), "%s", job->host);
 	snprintf(session.user_agent, sizeof(session.user_agent), "%s",
 		 job->user_agent);
 	if (store_session_add(credentials, &session, &error) != 0) {
@@ -181,6 +184,19 @@ static void session_check(struct authd_job *job, struct store *store,
 		log_error("session: %s", error);
 	if (found <= 0)
 		return;
+	/* A session holds at the host it was made at only (a cookie of
+	 * one brand's host is refused at another's); it stays for its own
+	 * host. An empty host (a session from before hosts were kept)
+	 * holds nowhere. */
+	if (job->check_host &&
+	    (session.host[0] == '\0' || strcmp(session.host, job->host) != 0)) {
+		log_warning("web session of account %llu made at %s refused"
+			    " at %s",
+			    (unsigned long long)session.account_id,
+			    session.host[0] ? session.host : "(no host)",
+			    job->host[0] ? job->host : "(no host)");
+		return;
+	}
 	time_t now = time(NULL);
 	if (now - session.last_used > d->session_idle ||
 	    now - session.created > d->session_lifetime ||
@@ -737,7 +753,7 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 	struct authd_job *job = xcalloc(1, sizeof(*job));
 	job->type = (enum ipc_type)f->type;
 	struct slice cursor = f->payload, user = {0}, pass = {0}, proto,
-		     remote = {0}, agent, fresh = {0};
+		     remote = {0}, agent, fresh = {0}, host;
 	bool ok;
 	switch (f->type) {
 	case IPC_AUTH_PASSWORD:
@@ -754,10 +770,17 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 		     ipc_get_bytes(&cursor, &remote) == 0 &&
 		     ipc_get_bytes(&cursor, &agent) == 0 &&
 		     copy_field(agent, job->user_agent,
-				sizeof(job->user_agent)) == 0;
+				sizeof(job->user_agent)) == 0 &&
+		     ipc_get_bytes(&cursor, &host) == 0 &&
+		     copy_field(host, job->host, sizeof(job->host)) == 0;
 		snprintf(job->protocol, sizeof(job->protocol), "web");
 		break;
 	case IPC_SESSION_CHECK:
+		ok = parse_token(&cursor, job) == 0 &&
+		     ipc_get_bytes(&cursor, &host) == 0 &&
+		     copy_field(host, job->host, sizeof(job->host)) == 0;
+		job->check_host = true;
+		break;
 	case IPC_SESSION_REVOKE:
 		ok = parse_token(&cursor, job) == 0;
 		break;
@@ -778,7 +801,9 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 		     copy_field(remote, job->remote, sizeof(job->remote)) ==
 			     0 &&
 		     copy_field(agent, job->user_agent,
-				sizeof(job->user_agent)) == 0;
+				sizeof(job->user_agent)) == 0 &&
+		     ipc_get_bytes(&cursor, &host) == 0 &&
+		     copy_field(host, job->host, sizeof(job->host)) == 0;
 		snprintf(job->protocol, sizeof(job->protocol), "web");
 		break;
 	case IPC_AUDIT_QUERY:

@@ -11,6 +11,7 @@
 #include "core/ipc.h"
 #include "core/log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <sodium.h>
 #include <sys/socket.h>
@@ -389,29 +390,31 @@ struct auth_request *auth_check_password(struct auth_client *c,
 			    fields, ARRAY_SIZE(fields));
 }
 
-struct auth_request *
-auth_web_login(struct auth_client *c, struct slice username,
-	       struct slice password, const char *remote_address,
-	       const char *user_agent, auth_login_callback *cb, void *context)
+struct auth_request *auth_web_login(struct auth_client *c,
+				    struct slice username,
+				    struct slice password,
+				    const char *remote_address,
+				    const char *user_agent, const char *host,
+				    auth_login_callback *cb, void *context)
 {
-	const struct slice fields[] = {username, password,
-				       slice_cstr(remote_address),
-				       slice_cstr(user_agent)};
+	const struct slice fields[] = {
+		username, password, slice_cstr(remote_address),
+		slice_cstr(user_agent), slice_cstr(host)};
 	struct auth_request *r = request_new(NULL, context);
 	r->login_cb = cb;
 	return send_request(c, r, IPC_WEB_LOGIN, fields, ARRAY_SIZE(fields));
 }
 
-struct auth_request *auth_web_login_code(struct auth_client *c,
-					 const uint8_t ticket[AUTH_TOKEN_SIZE],
-					 struct slice code,
-					 const char *remote_address,
-					 const char *user_agent,
-					 auth_login_callback *cb, void *context)
+struct auth_request *
+auth_web_login_code(struct auth_client *c,
+		    const uint8_t ticket[AUTH_TOKEN_SIZE], struct slice code,
+		    const char *remote_address, const char *user_agent,
+		    const char *host, auth_login_callback *cb, void *context)
 {
 	const struct slice fields[] = {slice_make(ticket, AUTH_TOKEN_SIZE),
 				       code, slice_cstr(remote_address),
-				       slice_cstr(user_agent)};
+				       slice_cstr(user_agent),
+				       slice_cstr(host)};
 	struct auth_request *r = request_new(NULL, context);
 	r->login_cb = cb;
 	return send_request(c, r, IPC_WEB_LOGIN_CODE, fields,
@@ -436,11 +439,39 @@ struct auth_request *auth_security(struct auth_client *c,
 
 struct auth_request *auth_session_check(struct auth_client *c,
 					const uint8_t token[AUTH_TOKEN_SIZE],
-					auth_callback *cb, void *context)
+					const char *host, auth_callback *cb,
+					void *context)
 {
-	const struct slice fields[] = {slice_make(token, AUTH_TOKEN_SIZE)};
+	const struct slice fields[] = {slice_make(token, AUTH_TOKEN_SIZE),
+				       slice_cstr(host)};
 	return send_request(c, request_new(cb, context), IPC_SESSION_CHECK,
-			    fields, 1);
+			    fields, ARRAY_SIZE(fields));
+}
+
+void auth_session_host(const char *host_header, char out[AUTH_HOST_SIZE])
+{
+	out[0] = '\0';
+	if (host_header == NULL)
+		return;
+	size_t n = strlen(host_header);
+	/* "[v6]:port", "name:port", "name": the port goes. */
+	const char *end = host_header + n;
+	if (host_header[0] == '[') {
+		const char *close = strchr(host_header, ']');
+		if (close == NULL)
+			return;
+		end = close + 1;
+	} else {
+		const char *colon = strchr(host_header, ':');
+		if (colon != NULL)
+			end = colon;
+	}
+	size_t len = (size_t)(end - host_header);
+	if (len >= AUTH_HOST_SIZE)
+		return;
+	for (size_t i = 0; i < len; i++)
+		out[i] = (char)tolower((unsigned char)host_header[i]);
+	out[len] = '\0';
 }
 
 struct auth_request *auth_session_revoke(struct auth_client *c,

@@ -235,8 +235,10 @@ void http_with_session(struct http_call *c, bool csrf,
 	}
 	c->check_csrf = csrf;
 	c->next = next;
-	c->auth = auth_session_check(c->server->auth, c->token, session_checked,
-				     c);
+	char host[AUTH_HOST_SIZE];
+	auth_session_host(http_header(c, "Host"), host);
+	c->auth = auth_session_check(c->server->auth, c->token, host,
+				     session_checked, c);
 }
 
 /* ---- Pool ---- */
@@ -537,9 +539,11 @@ static void login(struct http_call *c)
 	struct http_call *k = http_call_keep(c);
 	char agent[256];
 	http_user_agent(c, agent, sizeof(agent));
+	char host[AUTH_HOST_SIZE];
+	auth_session_host(http_header(c, "Host"), host);
 	k->auth = auth_web_login(c->server->auth, slice_make(user, user_len),
 				 slice_make(pass, pass_len), c->remote, agent,
-				 logged_in, k);
+				 host, logged_in, k);
 	/* Jansson keeps its own copy of the password: wipe both. */
 	sodium_memzero((char *)pass, pass_len);
 	json_decref(o);

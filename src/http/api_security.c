@@ -352,8 +352,10 @@ static void login_code(struct http_call *c)
 	struct http_call *k = http_call_keep(c);
 	char agent[256];
 	http_user_agent(c, agent, sizeof(agent));
+	char host[AUTH_HOST_SIZE];
+	auth_session_host(http_header(c, "Host"), host);
 	k->auth = auth_web_login_code(c->server->auth, ticket, code, c->remote,
-				      agent, login_code_answered, k);
+				      agent, host, login_code_answered, k);
 	sodium_memzero(ticket, sizeof(ticket));
 	json_decref(o);
 }

@@ -81,12 +81,17 @@ int store_credentials_get_password(struct store_credentials *c,
 /* Webmail sessions, by the SHA-256 of their token (the token itself is
  * never stored). */
 #define STORE_SESSION_HASH_SIZE 32
+#define STORE_SESSION_HOST_SIZE 256
 struct store_session {
 	uint8_t hash[STORE_SESSION_HASH_SIZE];
 	uint64_t account_id;
 	time_t created, last_used;
 	char remote[64];
 	char user_agent[256];
+	/* The host name the session was made at (lowercase, no port): it
+	 * is good there only, so a cookie of one brand's host is refused on
+	 * another's. */
+	char host[STORE_SESSION_HOST_SIZE];
 };
 int store_session_add(struct store_credentials *c,
 		      const struct store_session *session,

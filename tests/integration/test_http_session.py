@@ -234,3 +234,26 @@ def test_auth_process_down_is_503_not_401(dijk_factory):
                what="a new auth process")
     wait_until(lambda: call(d, "GET", "/api/session", headers=cookie)[0] == 200, 10,
                what="the session to work again")
+
+
+def test_a_session_holds_only_at_the_host_it_was_made_at(web):
+    """SECURITY.md 22: a session cookie of one brand's host is refused on
+    another brand's host served by the same dijk; it still holds at its
+    own host (the refusal does not end it), and the port does not count."""
+    brand_a = f"webmail.north.test:{web.http_port}"
+    brand_b = f"webmail.south.test:{web.http_port}"
+    status, h, body = login(web, headers={"Host": brand_a,
+                                           "Origin": f"http://{brand_a}"})
+    assert status == 200, body
+    token, _ = session_cookie(h)
+    cookie = {"Cookie": f"__Host-dijk_session={token}"}
+    status, _, _ = call(web, "GET", "/api/session", headers={**cookie, "Host": brand_b})
+    assert status == 401
+    status, _, _ = call(web, "POST", "/jmap/api", {"using": [], "methodCalls": []},
+                        headers={**cookie, "Host": brand_b, "Origin": f"http://{brand_b}",
+                                 "X-Dijk-CSRF": body["csrf"]})
+    assert status == 401
+    for host in (brand_a, "WEBMAIL.North.test", "webmail.north.test:1"):
+        status, _, again = call(web, "GET", "/api/session", headers={**cookie, "Host": host})
+        assert status == 200 and again["username"] == ALICE, host
+    assert "refused at webmail.south.test" in web.logs()

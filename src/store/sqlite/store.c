@@ -59,7 +59,8 @@ static const char credentials_schema[] =
 	" created INTEGER NOT NULL,"
 	" last_used INTEGER NOT NULL,"
 	" remote TEXT NOT NULL,"
-	" user_agent TEXT NOT NULL);"
+	" user_agent TEXT NOT NULL,"
+	" host TEXT NOT NULL DEFAULT '');"
 	"CREATE INDEX IF NOT EXISTS web_session_account ON"
 	" web_session (account_id);" STORE_TWOFACTOR_SCHEMA
 	"PRAGMA user_version = 1;";
@@ -604,6 +605,24 @@ int store_user_list(struct store *s, const char *domain,
 	return 0;
 }
 
+/* An auth.db whose sessions predate their host gets the column; those
+ * sessions have no host and hold nowhere (their users log in again). */
+static int sessions_upgrade(sqlite3 *db, char **err_r)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT host FROM web_session LIMIT 0", -1,
+			       &st, NULL) == SQLITE_OK) {
+		sqlite3_finalize(st);
+		return 0;
+	}
+	return sqlite3_exec(db,
+			    "ALTER TABLE web_session ADD COLUMN host TEXT NOT"
+			    " NULL DEFAULT ''",
+			    NULL, NULL, err_r) == SQLITE_OK
+		       ? 0
+		       : -1;
+}
+
 struct store_credentials *store_credentials_open(const char *data_dir,
 						 const char **error_r)
 {
@@ -623,7 +642,8 @@ struct store_credentials *store_credentials_open(const char *data_dir,
 	}
 	char *err = NULL;
 	if (sqlite3_exec(c->db, credentials_schema, NULL, NULL, &err) !=
-	    SQLITE_OK) {
+		    SQLITE_OK ||
+	    sessions_upgrade(c->db, &err) != 0) {
 		snprintf(open_error, sizeof(open_error), "%s: %s", path, err);
 		sqlite3_free(err);
 		store_credentials_close(&c);
@@ -762,8 +782,8 @@ int store_session_add(struct store_credentials *c,
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(c->db,
 			       "INSERT INTO web_session (hash, account_id,"
-			       " created, last_used, remote, user_agent)"
-			       " VALUES (?, ?, ?, ?, ?, ?)",
+			       " created, last_used, remote, user_agent, host)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_credentials_error(c, "session add");
 		return -1;
@@ -775,6 +795,7 @@ int store_session_add(struct store_credentials *c,
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)session->last_used);
 	sqlite3_bind_text(st, 5, session->remote, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 6, session->user_agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, session->host, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -791,7 +812,8 @@ int store_session_get(struct store_credentials *c,
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(c->db,
 			       "SELECT account_id, created, last_used, remote,"
-			       " user_agent FROM web_session WHERE hash = ?",
+			       " user_agent, host FROM web_session"
+			       " WHERE hash = ?",
 			       -1, &st, NULL) != SQLITE_OK) {
 		*error_r = store_credentials_error(c, "session get");
 		return -1;
@@ -808,6 +830,8 @@ int store_session_get(struct store_credentials *c,
 			 sqlite3_column_text(st, 3));
 		snprintf(session_r->user_agent, sizeof(session_r->user_agent),
 			 "%s", sqlite3_column_text(st, 4));
+		snprintf(session_r->host, sizeof(session_r->host), "%s",
+			 sqlite3_column_text(st, 5));
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
