@@ -32,6 +32,7 @@ declare -A sources=(
 	[mime]="src/mime/address.c src/mime/decode.c src/mime/field.c src/mime/jmap.c src/mime/mime.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[config]="src/core/config.c src/core/util.c src/core/log.c"
 	[base64]="src/core/base64.c src/core/util.c src/core/log.c"
+	[totp]="src/auth/totp.c src/core/buf.c src/core/util.c src/core/log.c"
 	[ipc]="src/core/ipc.c src/auth/audit_wire.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[html_sanitize]="src/http/sanitize.c tests/support/html_oracle.c src/core/buf.c src/core/utf8.c src/core/util.c src/core/log.c"
 	[jmap_request]="src/http/jmap_request.c src/core/util.c src/core/log.c"
@@ -73,6 +74,7 @@ declare -A libs=(
 )
 libs[imap_session]="${libs[smtp_session]} -lz $(pkg-config --libs liboath jansson)"
 libs[ipc]="$(pkg-config --libs libsodium)"
+libs[totp]="$(pkg-config --libs liboath libsodium)"
 libs[html_sanitize]="$(pkg-config --libs gumbo)"
 libs[jmap_request]="$(pkg-config --libs jansson)"
 libs[dns]="$(pkg-config --libs libunbound)"
