@@ -42,6 +42,7 @@ void config_defaults(struct config *cfg)
 	cfg->greet_pause_ms = CONFIG_DEFAULT_GREET_PAUSE_MS;
 	cfg->quota_bytes = CONFIG_DEFAULT_QUOTA;
 	cfg->greet_pause_loopback = false;
+	cfg->cleartext_loopback = true;
 	cfg->session_idle_seconds = CONFIG_DEFAULT_SESSION_IDLE;
 	cfg->session_lifetime_seconds = CONFIG_DEFAULT_SESSION_LIFETIME;
 	cfg->audit_retention_days = CONFIG_DEFAULT_AUDIT_RETENTION_DAYS;
@@ -223,6 +224,13 @@ static const char *config_apply(struct config *cfg, const char *key,
 			cfg->greet_pause_loopback = true;
 		else if (strcmp(value, "no") == 0)
 			cfg->greet_pause_loopback = false;
+		else
+			return "expected yes or no";
+	} else if (strcmp(key, "auth.cleartext_loopback") == 0) {
+		if (strcmp(value, "yes") == 0)
+			cfg->cleartext_loopback = true;
+		else if (strcmp(value, "no") == 0)
+			cfg->cleartext_loopback = false;
 		else
 			return "expected yes or no";
 	} else if (strcmp(key, "quota") == 0) {

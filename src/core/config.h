@@ -56,6 +56,9 @@ struct config {
 	/* Whether the pause applies to loopback clients too (local
 	 * programs are trusted to wait; tests turn this on). */
 	bool greet_pause_loopback;
+	/* Whether IMAP and SMTP submission take a password without TLS from
+	 * a loopback address (a local webmail or script). */
+	bool cleartext_loopback;
 	unsigned workers; /* worker processes per protocol; 0: one per core */
 	uint64_t quota_bytes; /* storage per account (IMAP QUOTA) */
 	/* A webmail session ends after this long unused, and this long after

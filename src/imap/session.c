@@ -172,13 +172,20 @@ static void set_timeout(struct imap_session *s)
 
 void imap_capabilities(const struct imap_session *s, struct buf *out);
 
+/* Whether a password may be sent on this connection: over TLS, or from
+ * loopback unless auth.cleartext_loopback is off. */
+static bool imap_cleartext_ok(const struct imap_session *s)
+{
+	return s->tls || (s->loopback && s->server->config->cleartext_loopback);
+}
+
 void imap_capabilities(const struct imap_session *s, struct buf *out)
 {
 	buf_append_cstr(out, "IMAP4rev1 IMAP4rev2");
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		if (!s->tls && s->server->tls != NULL && !s->imaps)
 			buf_append_cstr(out, " STARTTLS");
-		if (s->tls || s->loopback)
+		if (imap_cleartext_ok(s))
 			buf_append_cstr(out, " AUTH=PLAIN SASL-IR");
 		else
 			buf_append_cstr(out, " LOGINDISABLED");
@@ -447,7 +454,7 @@ static bool loop_command(struct imap_session *s, const struct imap_command *cmd)
 		count_bad(s);
 		return true;
 	}
-	if (!s->tls && !s->loopback) {
+	if (!imap_cleartext_ok(s)) {
 		send_line(s, "%s NO [PRIVACYREQUIRED] Use STARTTLS first", tag);
 		return true;
 	}

@@ -260,7 +260,7 @@ static bool auth_allowed(const struct smtp_session *s)
 {
 	if (s->port == SMTP_PORT_MX)
 		return false;
-	return s->tls || s->loopback;
+	return s->tls || (s->loopback && s->server->config->cleartext_loopback);
 }
 
 static bool starttls_offered(const struct smtp_session *s)

@@ -10,10 +10,10 @@ Each test works in an account of its own (conftest.fresh_account) on a server
 shared by the module, so that tests can assume an empty, default account:
 INBOX, Sent, Drafts, Trash, Junk and Archive, all subscribed.
 
-Not testable here: LOGINDISABLED (and NO [PRIVACYREQUIRED] for LOGIN)
-on a connection that is neither TLS nor loopback, since every test client
-connects from 127.0.0.1; the tests only check that loopback is not told
-LOGINDISABLED."""
+Loopback may log in without TLS by default, so these tests check that
+loopback is not told LOGINDISABLED; test_cleartext.py turns that off
+(auth.cleartext_loopback = no) and checks LOGINDISABLED and
+NO [PRIVACYREQUIRED] as every other address meets them."""
 
 import base64
 import calendar
