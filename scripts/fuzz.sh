@@ -58,12 +58,12 @@ sources[imap_session]="src/imap/session.c src/imap/command.c src/imap/fetch.c
 		src/core/base64.c src/core/buf.c src/core/channel.c src/core/config.c src/core/ipc.c
 		src/core/log.c src/core/net.c src/core/pool.c src/core/utf8.c src/core/util.c
 		src/imap/server.c src/imap/compress.c src/auth/authd.c src/store/thread.c
-		src/auth/password.c"
+		src/auth/password.c src/core/privsep.c src/core/sandbox.c"
 # Libraries of the targets that need them.
 declare -A libs=(
 	[smtp_session]="$(pkg-config --libs libevent_core libevent_openssl openssl libsodium sqlite3 libunbound libpsl) -lpthread"
 )
-libs[imap_session]="${libs[smtp_session]} -lz"
+libs[imap_session]="${libs[smtp_session]} -lz $(pkg-config --libs libseccomp)"
 libs[html_sanitize]="$(pkg-config --libs gumbo)"
 libs[jmap_request]="$(pkg-config --libs jansson)"
 libs[dns]="$(pkg-config --libs libunbound)"

@@ -5,6 +5,7 @@
  * out once and keeps just the token's SHA-256, so a worker that is taken
  * over can neither mint sessions nor read them. A password changes here
  * too, asked for by a live session that knows the old one. */
+#include "core/privsep.h"
 #include "core/common.h"
 
 #include "auth/auth.h"
@@ -621,6 +622,8 @@ int authd_run(const char *data_dir, int listen_fd, const struct config *config)
 	struct event *intr = evsignal_new(d.base, SIGINT, on_signal, d.base);
 	event_add(term, NULL);
 	event_add(intr, NULL);
+	/* Setup is done: from here on, the role's user and filter. */
+	privsep_lock_down();
 	process_signals_ready();
 	log_info("ready");
 	event_base_dispatch(d.base);

@@ -25,6 +25,8 @@ enum listener_kind {
 #define CONFIG_DEFAULT_MAX_RECIPIENTS	100
 #define CONFIG_DEFAULT_SMTP_TIMEOUT	300
 #define CONFIG_MAX_WORKERS		64
+/* A user or group name (useradd allows 32 characters). */
+#define CONFIG_MAX_NAME			33
 #define CONFIG_DEFAULT_GREET_PAUSE_MS	500
 #define CONFIG_DEFAULT_QUOTA		(UINT64_C(10) << 30)
 #define CONFIG_DEFAULT_SESSION_IDLE	(4 * 3600)
@@ -83,6 +85,12 @@ struct config {
 	/* What a DMARC p=reject failure gets: refused at DATA (false) or
 	 * delivered into Junk (true). */
 	bool dmarc_quarantine_rejects;
+	/* Started as root: the system users the protocol workers, the auth
+	 * process and the queue run as, and the group they share. */
+	char user[CONFIG_MAX_NAME];
+	char auth_user[CONFIG_MAX_NAME];
+	char queue_user[CONFIG_MAX_NAME];
+	char group[CONFIG_MAX_NAME];
 };
 
 /* The config key of a listener ("listen.smtp"). */
