@@ -6,6 +6,7 @@
 #include "auth/password.h"
 #include "cli_mail.h"
 #include "core/config.h"
+#include "core/keymem.h"
 #include "core/log.h"
 #include "core/privsep.h"
 #include "core/tls.h"
@@ -627,6 +628,9 @@ static int cmd_serve(const struct options *o)
 
 int main(int argc, char **argv)
 {
+	/* Before OpenSSL's first allocation (keymem.h). */
+	if (keymem_init() != 0)
+		dijk_fatal("cannot set OpenSSL's allocator");
 	/* Everything dijk creates is its owner's alone. */
 	umask(077);
 	struct options o;
