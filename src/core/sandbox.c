@@ -191,7 +191,8 @@ static int allow_socket_families(scmp_filter_ctx ctx, bool network)
 	for (size_t i = 0; i < count; i++)
 		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
 				     SCMP_A0(SCMP_CMP_EQ,
-					     (scmp_datum_t)families[i])) != 0)
+					     (scmp_datum_t)families[i], 0)) !=
+		    0)
 			return -1;
 	return 0;
 }
@@ -214,14 +215,15 @@ static int allow_conditional(scmp_filter_ctx ctx)
 	for (size_t i = 0; i < ARRAY_SIZE(prctl_ops); i++)
 		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
 				     SCMP_A0(SCMP_CMP_EQ,
-					     (scmp_datum_t)prctl_ops[i])) != 0)
+					     (scmp_datum_t)prctl_ops[i], 0)) !=
+		    0)
 			return -1;
 	/* Non-blocking mode, bytes waiting, and isatty (stdio) only. */
 	const unsigned long ioctls[] = {FIONBIO, FIONREAD, TCGETS};
 	for (size_t i = 0; i < ARRAY_SIZE(ioctls); i++)
-		if (seccomp_rule_add(
-			    ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-			    SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)ioctls[i])) != 0)
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				     SCMP_A1(SCMP_CMP_EQ,
+					     (scmp_datum_t)ioctls[i], 0)) != 0)
 			return -1;
 #ifdef DIJK_SANITIZED
 	/* The leak checker's helper is a clone without CLONE_THREAD. */
