@@ -13,6 +13,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -35,6 +36,7 @@
 
 static enum privsep_role current_role;
 static struct privsep_users current_users;
+static pid_t current_master;
 
 static char lookup_error[256];
 
@@ -340,6 +342,7 @@ void privsep_child_begin(enum privsep_role role,
 {
 	current_role = role;
 	current_users = *users;
+	current_master = getppid();
 	if (users->active) {
 		/* The bounding set is per thread: drop it here, before any
 		 * thread exists, so that every later thread inherits the
@@ -378,6 +381,14 @@ void privsep_lock_down(void)
 			dijk_fatal("dropping root: %s", error);
 		if (!no_capabilities())
 			dijk_fatal("capabilities left after dropping root");
+		/* A change of uid clears the parent-death signal: arm it
+		 * again, then make sure the master did not go meanwhile, so
+		 * that no child outlives it. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0)
+			dijk_fatal("cannot set the parent-death signal: %s",
+				   strerror(errno));
+		if (getppid() != current_master)
+			exit(0);
 #ifdef DIJK_SANITIZED
 		/* The leak checker at exit attaches to our threads with
 		 * ptrace, which a non-dumpable process refuses; only the
