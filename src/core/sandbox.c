@@ -57,6 +57,7 @@ static const char *const common_calls[] = {
 	"fdatasync",
 	"ftruncate",
 	"fallocate",
+	"getdents",
 	"getdents64",
 	"getcwd",
 	"rename",
