@@ -554,6 +554,12 @@ int master_run(const char *data_dir, const char *shown_dir,
 	m->data_dir = data_dir;
 	m->cfg = cfg;
 	m->users = users;
+#ifndef DIJK_SANITIZED
+	/* The master holds the TLS key: no core file of it, and no ptrace
+	 * by its own uid. (The sanitizer build's leak checker needs to
+	 * attach at exit.) */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
 	/* Before the first key is read. Without it (no memory to lock)
 	 * keys live on the ordinary heap, still in not-dumpable
 	 * processes. */
