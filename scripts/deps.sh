@@ -43,7 +43,29 @@ browser_modules() {
 	(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 }
 
+# The system users 'dijk serve' runs its processes as when started as root
+# (docs/admin.md): protocol workers as dijk, the auth process as
+# dijk-auth, the queue as dijk-queue, all in group dijk. No home, no shell.
+system_users() {
+	local sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	if ! getent group dijk >/dev/null; then
+		echo "deps: creating group dijk" >&2
+		"${sudo[@]}" groupadd --system dijk
+	fi
+	local user
+	for user in dijk dijk-auth dijk-queue; do
+		if ! getent passwd "$user" >/dev/null; then
+			echo "deps: creating user $user" >&2
+			"${sudo[@]}" useradd --system --no-create-home \
+				--shell /usr/sbin/nologin --gid dijk \
+				--home-dir /nonexistent "$user"
+		fi
+	done
+}
+
 cd "$(dirname "$0")/.."
+system_users
 if [ ${#missing[@]} -eq 0 ]; then
 	browser_modules "${1:-}"
 	exit 0

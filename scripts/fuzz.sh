@@ -61,7 +61,8 @@ sources[imap_session]="src/imap/session.c src/imap/command.c src/imap/fetch.c
 		src/core/log.c src/core/net.c src/core/pool.c src/core/utf8.c src/core/util.c
 		src/imap/server.c src/imap/compress.c src/auth/authd.c src/store/thread.c
 		src/auth/password.c src/auth/ratelimit.c src/auth/throttle.c src/auth/totp.c src/auth/twofactor.c src/imap/audit.c src/auth/audit.c src/auth/auditd.c
-		src/auth/audit_client.c src/auth/audit_wire.c src/store/sqlite/audit.c"
+		src/auth/audit_client.c src/auth/audit_wire.c src/store/sqlite/audit.c
+		src/core/privsep.c src/core/sandbox.c"
 # The http session target runs the whole worker but its process glue: every
 # library source, and the webmail's files embedded as the build does.
 mkdir -p "$out/gen"
@@ -72,7 +73,7 @@ sources[http_session]="$(ls src/core/*.c src/store/*.c src/store/sqlite/*.c src/
 declare -A libs=(
 	[smtp_session]="$(pkg-config --libs libevent_core libevent_openssl openssl libsodium sqlite3 libunbound libpsl) -lpthread"
 )
-libs[imap_session]="${libs[smtp_session]} -lz $(pkg-config --libs liboath jansson)"
+libs[imap_session]="${libs[smtp_session]} -lz $(pkg-config --libs liboath jansson libseccomp)"
 libs[ipc]="$(pkg-config --libs libsodium)"
 libs[totp]="$(pkg-config --libs liboath libsodium)"
 libs[html_sanitize]="$(pkg-config --libs gumbo)"

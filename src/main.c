@@ -7,7 +7,9 @@
 #include "cli_audit.h"
 #include "cli_mail.h"
 #include "core/config.h"
+#include "core/keymem.h"
 #include "core/log.h"
+#include "core/privsep.h"
 #include "core/tls.h"
 #include "master.h"
 #include "store/store.h"
@@ -15,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -63,6 +66,12 @@ struct options {
 	const char *args[4];
 	size_t arg_count;
 	struct cli_audit_options audit;
+	/* Read before admin_enter, while the caller's terminal and files
+	 * are still reachable: the new password (user add, user passwd)
+	 * and the logo (brand add --logo). */
+	char password[PASSWORD_MAX_LENGTH + 2];
+	uint8_t *logo_data;
+	size_t logo_size;
 };
 
 static void parse_options(int argc, char **argv, struct options *o)
@@ -118,20 +127,79 @@ static void parse_options(int argc, char **argv, struct options *o)
 		o->data_dir = "./dijk-data";
 }
 
-/* Admin commands need the rights of the data directory's owner. */
+/* Admin commands need the rights of the data directory's owner (or
+ * root's). The check is made once, in main (admin_enter), before any
+ * command touches the store. */
 static void check_owner(const char *data_dir)
 {
 	struct stat st;
 	if (stat(data_dir, &st) != 0)
 		dijk_fatal("%s: %s", data_dir, strerror(errno));
 	if (geteuid() != 0 && st.st_uid != geteuid())
-		dijk_fatal("%s belongs to another user; run dijk as its owner",
-			   data_dir);
+		dijk_fatal("%s belongs to another user (uid %u): the admin "
+			   "commands run as its owner or as root",
+			   data_dir, (unsigned)st.st_uid);
+}
+
+/* Reads dijk.conf for the user names (defaults when it cannot be read). */
+static void load_user_names(struct config *cfg)
+{
+	config_defaults(cfg);
+	const char *error;
+	if (access("dijk.conf", F_OK) == 0 &&
+	    config_load("dijk.conf", cfg, &error) != 0)
+		dijk_fatal("%s", error);
+}
+
+/* The user an admin command run by root becomes: the owner of what the
+ * command writes (auth.db for users, the DKIM keys for dkim and dns; the
+ * shared store, as the workers' user, for the rest). */
+static enum privsep_role admin_role(const char *command)
+{
+	/* Commands that change the store write their audit entry too, which
+	 * only the auth process's user may (its user is in the shared group,
+	 * so what it writes to meta.db and accounts/ stays usable). */
+	if (strcmp(command, "user") == 0 || strcmp(command, "audit") == 0 ||
+	    strcmp(command, "domain") == 0 || strcmp(command, "queue") == 0 ||
+	    strcmp(command, "brand") == 0)
+		return PRIVSEP_ROLE_AUTH;
+	if (strcmp(command, "dkim") == 0 || strcmp(command, "dns") == 0)
+		return PRIVSEP_ROLE_QUEUE;
+	return PRIVSEP_ROLE_SMTP;
+}
+
+/* Before an admin command: refuses a user who is neither root nor the
+ * data directory's owner, works from inside the data directory, and, run
+ * by root where dijk's users exist, puts the store's ownership right and
+ * becomes the command's user so that what it writes stays usable by the
+ * processes of 'dijk serve'. Returns the data directory to use ("."). */
+static const char *admin_enter(const struct options *o, const char *command)
+{
+	check_owner(o->data_dir);
+	const char *data = privsep_enter_data(o->data_dir);
+	privsep_check_admin(o->data_dir);
+	if (geteuid() != 0)
+		return data;
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	load_user_names(cfg);
+	struct privsep_users users;
+	const char *error;
+	/* Without dijk's users, root keeps working as root (as before
+	 * them); 'dijk serve' is the one that refuses to start. */
+	if (privsep_users_lookup(cfg, &users, &error) == 0 && users.active) {
+		if (privsep_fix_data(&users, &error) != 0)
+			dijk_fatal("%s", error);
+		uid_t uid = privsep_role_uid(&users, admin_role(command));
+		if (privsep_become(uid, users.gid, &error) != 0)
+			dijk_fatal("%s", error);
+		umask(007);
+	}
+	free(cfg);
+	return data;
 }
 
 static struct store *open_store(const char *data_dir)
 {
-	check_owner(data_dir);
 	const char *error;
 	struct store *s = store_open(data_dir, &error);
 	if (s == NULL)
@@ -279,18 +347,13 @@ static int cmd_brand(const struct options *o)
 			.domains = o->domains,
 			.domain_count = o->domain_count,
 		};
-		uint8_t *logo = NULL;
-		if (o->logo != NULL) {
-			logo = read_small_file(o->logo, STORE_MAX_LOGO_SIZE,
-					       &b.logo_size);
-			b.logo = logo;
-		}
+		b.logo = o->logo_data;
+		b.logo_size = o->logo_size;
 		struct store *s = open_store(o->data_dir);
 		ret = store_brand_add(s, &b, &error);
 		if (ret != 0)
 			dijk_fatal("%s", error);
 		store_close(&s);
-		free(logo);
 		return 0;
 	}
 	struct store *s = open_store(o->data_dir);
@@ -374,16 +437,14 @@ static void read_password(const struct options *o,
 			   PASSWORD_MIN_LENGTH);
 }
 
-static void set_password(const struct options *o, struct store *s,
+static void set_password(struct options *o, struct store *s,
 			 uint64_t account_id)
 {
-	char password[PASSWORD_MAX_LENGTH + 2];
 	char phc[PASSWORD_PHC_MAX];
 	const char *error;
-	read_password(o, password);
-	if (password_hash(slice_cstr(password), phc) != 0)
+	if (password_hash(slice_cstr(o->password), phc) != 0)
 		dijk_fatal("password hashing failed");
-	sodium_memzero(password, sizeof(password));
+	sodium_memzero(o->password, sizeof(o->password));
 	struct store_credentials *c =
 		store_credentials_open(o->data_dir, &error);
 	if (c == NULL)
@@ -402,7 +463,7 @@ static void print_user(const char *address, uint64_t id, void *context)
 	printf("%s\n", address);
 }
 
-static int cmd_user(const struct options *o)
+static int cmd_user(struct options *o)
 {
 	if (o->arg_count < 2)
 		usage();
@@ -415,13 +476,12 @@ static int cmd_user(const struct options *o)
 				    print_user, NULL, &error) != 0)
 			dijk_fatal("%s", error);
 	} else if (strcmp(what, "add") == 0 && o->arg_count == 3) {
-		/* Read the password first: a refused one creates nothing. */
-		char password[PASSWORD_MAX_LENGTH + 2];
+		/* The password was read first (main): a refused one
+		 * creates nothing. */
 		char phc[PASSWORD_PHC_MAX];
-		read_password(o, password);
-		if (password_hash(slice_cstr(password), phc) != 0)
+		if (password_hash(slice_cstr(o->password), phc) != 0)
 			dijk_fatal("password hashing failed");
-		sodium_memzero(password, sizeof(password));
+		sodium_memzero(o->password, sizeof(o->password));
 		uint64_t id;
 		if (store_user_add(s, o->args[2], &id, &error) != 0)
 			dijk_fatal("%s", error);
@@ -569,16 +629,67 @@ static int cmd_serve(const struct options *o)
 	const char *error;
 	if (config_load(path, cfg, &error) != 0)
 		dijk_fatal("%s", error);
+	/* Every process works from inside the data directory, so that one
+	 * that gave up root needs no right on the directories above. */
+	const char *data = privsep_enter_data(o->data_dir);
+	struct privsep_users users;
+	if (privsep_users_lookup(cfg, &users, &error) != 0)
+		dijk_fatal("started as root, dijk runs its processes as "
+			   "unprivileged users: %s",
+			   error);
 	/* The store must exist before any child opens it. */
-	struct store *s = open_store(o->data_dir);
+	struct store *s = open_store(data);
 	store_close(&s);
-	int status = master_run(o->data_dir, cfg);
+	if (privsep_fix_data(&users, &error) != 0)
+		dijk_fatal("%s", error);
+	int status = master_run(data, o->data_dir, cfg, &users);
 	free(cfg);
+	return status;
+}
+
+/* dkim and dns. Their files are the queue's (dijk-queue, when root runs
+ * them where dijk's users exist) while the audit log is the auth
+ * process's: a command that changes keys runs in a child as the queue's
+ * user, and its entry is written afterwards as the auth process's. */
+static int dkim_command(struct options *o, const char *command)
+{
+	bool changes =
+		o->arg_count >= 2 && (strcmp(o->args[1], "generate") == 0 ||
+				      strcmp(o->args[1], "rotate") == 0);
+	int status;
+	if (geteuid() == 0 && changes) {
+		fflush(NULL);
+		pid_t pid = fork();
+		if (pid < 0)
+			dijk_fatal("fork: %s", strerror(errno));
+		if (pid == 0) {
+			const char *data = admin_enter(o, command);
+			_exit(cli_dkim(data, o->args, o->arg_count));
+		}
+		int wstatus;
+		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+			;
+		status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 1;
+		if (status == 0)
+			cli_audit_admin(admin_enter(o, "audit"), o->args,
+					o->arg_count);
+	} else {
+		o->data_dir = admin_enter(o, command);
+		status = (command[1] == 'k' ? cli_dkim : cli_dns)(
+			o->data_dir, o->args, o->arg_count);
+		if (status == 0 && changes)
+			cli_audit_admin(o->data_dir, o->args, o->arg_count);
+	}
+	if (status == 2)
+		usage();
 	return status;
 }
 
 int main(int argc, char **argv)
 {
+	/* Before OpenSSL's first allocation (keymem.h). */
+	if (keymem_init() != 0)
+		dijk_fatal("cannot set OpenSSL's allocator");
 	/* Everything dijk creates is its owner's alone. */
 	umask(077);
 	struct options o;
@@ -592,6 +703,23 @@ int main(int argc, char **argv)
 		return cmd_init(&o);
 	if (strcmp(command, "serve") == 0)
 		return cmd_serve(&o);
+	static const char *const admin_commands[] = {"domain", "user",	"mail",
+						     "queue",  "brand", "dkim",
+						     "dns",    "audit"};
+	bool known = false;
+	for (size_t i = 0; i < ARRAY_SIZE(admin_commands); i++)
+		known = known || strcmp(command, admin_commands[i]) == 0;
+	if (!known)
+		usage();
+	if (strcmp(command, "user") == 0 && o.arg_count == 3 &&
+	    (strcmp(o.args[1], "add") == 0 || strcmp(o.args[1], "passwd") == 0))
+		read_password(&o, o.password);
+	if (strcmp(command, "brand") == 0 && o.logo != NULL)
+		o.logo_data = read_small_file(o.logo, STORE_MAX_LOGO_SIZE,
+					      &o.logo_size);
+	if (strcmp(command, "dkim") == 0 || strcmp(command, "dns") == 0)
+		return dkim_command(&o, command);
+	o.data_dir = admin_enter(&o, command);
 	/* Admin commands that succeed are recorded in the audit log (those
 	 * that fail exit through dijk_fatal before). */
 	int status = -1;
@@ -610,20 +738,9 @@ int main(int argc, char **argv)
 	if (strcmp(command, "mail") == 0)
 		return cmd_mail(&o);
 	if (strcmp(command, "audit") == 0) {
-		check_owner(o.data_dir);
 		status = cli_audit(o.data_dir, o.args, o.arg_count, &o.audit);
 		if (status == 2)
 			usage();
-		return status;
-	}
-	if (strcmp(command, "dkim") == 0 || strcmp(command, "dns") == 0) {
-		check_owner(o.data_dir);
-		status = (command[1] == 'k' ? cli_dkim : cli_dns)(
-			o.data_dir, o.args, o.arg_count);
-		if (status == 2)
-			usage();
-		if (status == 0 && command[1] == 'k')
-			cli_audit_admin(o.data_dir, o.args, o.arg_count);
 		return status;
 	}
 	usage();

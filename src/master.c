@@ -7,6 +7,7 @@
 #include "core/buf.h"
 #include "core/ipc.h"
 #include "core/log.h"
+#include "core/privsep.h"
 #include "core/tls.h"
 #include "http/http.h"
 #include "imap/imap.h"
@@ -29,6 +30,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <openssl/crypto.h>
+
 #define MASTER_MAX_CHILDREN    (2 + 3 * CONFIG_MAX_WORKERS)
 #define RESTART_FIRST_DELAY_MS 200
 #define RESTART_MAX_DELAY_MS   10000
@@ -36,6 +39,11 @@
 #define RESTART_HEALTHY_SECONDS 10
 #define STOP_GRACE_SECONDS	30
 #define LISTEN_BACKLOG		1024
+/* OpenSSL's secure heap, where private keys' numbers live: never swapped
+ * (locked while root), left out of core dumps (MADV_DONTDUMP), and
+ * inherited by every child. A power of two; room for hundreds of keys. */
+#define SECURE_HEAP_SIZE     (1024 * 1024)
+#define SECURE_HEAP_MIN_SIZE 32
 
 enum child_kind { CHILD_AUTH, CHILD_SMTP, CHILD_IMAP, CHILD_HTTP, CHILD_QUEUE };
 
@@ -54,6 +62,7 @@ struct master {
 	struct event_base *base;
 	const char *data_dir;
 	const struct config *cfg;
+	const struct privsep_users *users;
 	int listen_fds[LISTENER_COUNT];
 	int auth_fd;
 	char auth_path[256];
@@ -159,6 +168,17 @@ static int bind_auth_socket(struct master *m, const char **error_r)
 		return -1;
 	}
 	umask(old);
+	/* Workers (in the group) connect; only auth's user owns it. */
+	const struct privsep_users *u = m->users;
+	if (u->active && (chown(dir, 0, u->gid) != 0 || chmod(dir, 0750) != 0 ||
+			  chown(m->auth_path, u->auth_uid, u->gid) != 0 ||
+			  chmod(m->auth_path, 0660) != 0)) {
+		snprintf(error, sizeof(error), "%s: %s", m->auth_path,
+			 strerror(errno));
+		close(fd);
+		*error_r = error;
+		return -1;
+	}
 	return fd;
 }
 
@@ -204,6 +224,16 @@ static int run_child(struct master *m, struct child *c, int fd)
 	char name[16];
 	snprintf(name, sizeof(name), "dijk-%s", child_name(c));
 	prctl(PR_SET_NAME, name, 0, 0, 0);
+	static const enum privsep_role roles[] = {
+		[CHILD_AUTH] = PRIVSEP_ROLE_AUTH,
+		[CHILD_SMTP] = PRIVSEP_ROLE_SMTP,
+		[CHILD_IMAP] = PRIVSEP_ROLE_IMAP,
+		[CHILD_HTTP] = PRIVSEP_ROLE_HTTP,
+		[CHILD_QUEUE] = PRIVSEP_ROLE_QUEUE,
+	};
+	/* Still root and single-threaded; the child's own run function
+	 * finishes the drop once its setup is done (privsep_lock_down). */
+	privsep_child_begin(roles[c->kind], m->users);
 	if (c->kind == CHILD_AUTH) {
 		close_all_listeners(m);
 		close(fd);
@@ -408,8 +438,13 @@ static void child_exited(struct master *m, pid_t pid, int status)
 		c->channel = NULL;
 		c->channel_fd = -1;
 	}
-	char how[64];
-	if (WIFSIGNALED(status))
+	char how[128];
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+		snprintf(how, sizeof(how),
+			 "was killed by signal %d (SIGSYS: a system call its "
+			 "seccomp filter forbids)",
+			 WTERMSIG(status));
+	else if (WIFSIGNALED(status))
 		snprintf(how, sizeof(how), "was killed by signal %d",
 			 WTERMSIG(status));
 	else
@@ -511,12 +546,26 @@ static unsigned worker_count(const struct config *cfg)
 	return (unsigned)n;
 }
 
-int master_run(const char *data_dir, const struct config *cfg)
+int master_run(const char *data_dir, const char *shown_dir,
+	       const struct config *cfg, const struct privsep_users *users)
 {
 	log_set_process("master");
 	struct master *m = xcalloc(1, sizeof(*m));
 	m->data_dir = data_dir;
 	m->cfg = cfg;
+	m->users = users;
+#ifndef DIJK_SANITIZED
+	/* The master holds the TLS key: no core file of it, and no ptrace
+	 * by its own uid. (The sanitizer build's leak checker needs to
+	 * attach at exit.) */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
+	/* Before the first key is read. Without it (no memory to lock)
+	 * keys live on the ordinary heap, still in not-dumpable
+	 * processes. */
+	if (CRYPTO_secure_malloc_init(SECURE_HEAP_SIZE, SECURE_HEAP_MIN_SIZE) ==
+	    0)
+		log_warning("no secure heap for private keys");
 	const char *error;
 	for (int i = 0; i < LISTENER_COUNT; i++)
 		m->listen_fds[i] = -1;
@@ -594,7 +643,7 @@ int master_run(const char *data_dir, const struct config *cfg)
 	}
 	for (size_t i = 0; i < m->child_count; i++)
 		spawn(m, &m->children[i]);
-	log_info("dijk serving %s as %s", data_dir, cfg->hostname);
+	log_info("dijk serving %s as %s", shown_dir, cfg->hostname);
 
 	event_base_dispatch(m->base);
 

@@ -8,8 +8,13 @@
 #define DIJK_MASTER_H
 
 #include "core/config.h"
+#include "core/privsep.h"
 
-/* Runs until SIGTERM/SIGINT; returns the exit status. */
-int master_run(const char *data_dir, const struct config *cfg);
+/* Runs until SIGTERM/SIGINT; returns the exit status. data_dir is the
+ * path every process uses ("." once privsep_enter_data ran), shown_dir the
+ * one the administrator gave, for the log. users says whom the children
+ * become (privsep.h); cfg and users must outlive the call. */
+int master_run(const char *data_dir, const char *shown_dir,
+	       const struct config *cfg, const struct privsep_users *users);
 
 #endif

@@ -19,6 +19,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/ipc.h"
+#include "core/privsep.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "store/store.h"
@@ -967,6 +968,8 @@ int authd_run(const char *data_dir, int listen_fd, const struct config *config)
 	struct event *intr = evsignal_new(d.base, SIGINT, on_signal, d.base);
 	event_add(term, NULL);
 	event_add(intr, NULL);
+	/* Setup is done: from here on, the role's user and filter. */
+	privsep_lock_down();
 	process_signals_ready();
 	log_info("ready");
 	event_base_dispatch(d.base);

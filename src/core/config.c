@@ -50,6 +50,10 @@ void config_defaults(struct config *cfg)
 	snprintf(cfg->dns_trust_anchor, sizeof(cfg->dns_trust_anchor),
 		 "/usr/share/dns/root.key");
 	cfg->outbound_port = 25;
+	snprintf(cfg->user, sizeof(cfg->user), "dijk");
+	snprintf(cfg->auth_user, sizeof(cfg->auth_user), "dijk-auth");
+	snprintf(cfg->queue_user, sizeof(cfg->queue_user), "dijk-queue");
+	snprintf(cfg->group, sizeof(cfg->group), "dijk");
 	cfg->mta_sts_port = 443;
 	static const unsigned retry[] = {60, 300, 900, 3600, 14400};
 	memcpy(cfg->queue_retry, retry, sizeof(retry));
@@ -166,6 +170,18 @@ static int parse_retry(const char *value, struct config *cfg)
 	return 0;
 }
 
+/* A system account name as useradd takes it: no path, no shell text. */
+static bool valid_account_name(const char *value)
+{
+	size_t n = strlen(value);
+	if (n == 0 || n >= CONFIG_MAX_NAME || value[0] == '-')
+		return false;
+	for (const char *c = value; *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
+			return false;
+	return true;
+}
+
 static const char *copy_path(char *dst, size_t size, const char *value)
 {
 	if (strlen(value) >= size)
@@ -273,6 +289,17 @@ static const char *config_apply(struct config *cfg, const char *key,
 			cfg->outbound_port = (uint16_t)n;
 		else
 			cfg->mta_sts_port = (uint16_t)n;
+	} else if (strcmp(key, "user") == 0 || strcmp(key, "auth_user") == 0 ||
+		   strcmp(key, "queue_user") == 0 ||
+		   strcmp(key, "group") == 0) {
+		char *dst = key[0] == 'u'   ? cfg->user
+			    : key[0] == 'a' ? cfg->auth_user
+			    : key[0] == 'q' ? cfg->queue_user
+					    : cfg->group;
+		if (!valid_account_name(value))
+			return "expected a user or group name (letters, digits,"
+			       " '_', '-', at most 32)";
+		snprintf(dst, CONFIG_MAX_NAME, "%s", value);
 	} else if (strcmp(key, "outbound.bind") == 0) {
 		struct in6_addr a6;
 		struct in_addr a4;

@@ -19,12 +19,14 @@ enum listener_kind {
 	LISTENER_COUNT
 };
 
-#define CONFIG_MAX_FILE_SIZE		    (1024 * 1024)
-#define CONFIG_MAX_LINE			    4096
-#define CONFIG_DEFAULT_MAX_MESSAGE_SIZE	    (50u * 1024 * 1024)
-#define CONFIG_DEFAULT_MAX_RECIPIENTS	    100
-#define CONFIG_DEFAULT_SMTP_TIMEOUT	    300
-#define CONFIG_MAX_WORKERS		    64
+#define CONFIG_MAX_FILE_SIZE		(1024 * 1024)
+#define CONFIG_MAX_LINE			4096
+#define CONFIG_DEFAULT_MAX_MESSAGE_SIZE (50u * 1024 * 1024)
+#define CONFIG_DEFAULT_MAX_RECIPIENTS	100
+#define CONFIG_DEFAULT_SMTP_TIMEOUT	300
+#define CONFIG_MAX_WORKERS		64
+/* A user or group name (useradd allows 32 characters). */
+#define CONFIG_MAX_NAME			    33
 #define CONFIG_DEFAULT_GREET_PAUSE_MS	    500
 #define CONFIG_DEFAULT_QUOTA		    (UINT64_C(10) << 30)
 #define CONFIG_DEFAULT_SESSION_IDLE	    (15 * 60)
@@ -98,6 +100,12 @@ struct config {
 	/* Tests only: the login throttle's clock runs this many times
 	 * faster than real time (1 in service). */
 	unsigned auth_clock_scale;
+	/* Started as root: the system users the protocol workers, the auth
+	 * process and the queue run as, and the group they share. */
+	char user[CONFIG_MAX_NAME];
+	char auth_user[CONFIG_MAX_NAME];
+	char queue_user[CONFIG_MAX_NAME];
+	char group[CONFIG_MAX_NAME];
 };
 
 /* The config key of a listener ("listen.smtp"). */

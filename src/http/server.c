@@ -3,6 +3,7 @@
  * security headers every response carries; the embedded static files
  * (ETag, gzip); and the dispatch of requests to the portal and the
  * webmail. */
+#include "core/privsep.h"
 #include "core/common.h"
 
 #include "http/internal.h"
@@ -621,6 +622,8 @@ int http_worker_run(const struct http_worker_params *p)
 	struct event *intr = evsignal_new(server->base, SIGINT, on_signal, w);
 	event_add(term, NULL);
 	event_add(intr, NULL);
+	/* Setup is done: from here on, the role's user and filter. */
+	privsep_lock_down();
 	process_signals_ready();
 	log_info("ready");
 	event_base_dispatch(server->base);

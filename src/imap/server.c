@@ -2,6 +2,7 @@
  * client, per-thread store handles, and the change notifications that wake
  * IDLE sessions (from this worker's own sessions and, through the master,
  * from every other process). */
+#include "core/privsep.h"
 #include "core/common.h"
 
 #include "imap/internal.h"
@@ -171,6 +172,8 @@ int imap_worker_run(const struct imap_worker_params *p)
 	struct event *intr = evsignal_new(server->base, SIGINT, on_signal, w);
 	event_add(term, NULL);
 	event_add(intr, NULL);
+	/* Setup is done: from here on, the role's user and filter. */
+	privsep_lock_down();
 	process_signals_ready();
 	log_info("ready");
 	event_base_dispatch(server->base);

@@ -138,6 +138,13 @@ struct dns *dns_new(const char *forwarder, const char *trust_anchor_file,
 	    trust_anchor_file[0] != '\0') {
 		what = "dns.trust_anchor";
 		rc = ub_ctx_add_ta_file(d->ctx, trust_anchor_file);
+		/* libunbound reads the file when the context is finalized;
+		 * removing a zone that is not there finalizes it now, while
+		 * this process may still read the file (the children give up
+		 * root after their setup), and a bad anchor fails here
+		 * rather than at the first lookup. */
+		if (rc == 0)
+			rc = ub_ctx_zone_remove(d->ctx, "dijk-setup.invalid.");
 	}
 	if (rc != 0) {
 		snprintf(error, sizeof(error), "%s: %s", what, ub_strerror(rc));

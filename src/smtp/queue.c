@@ -6,6 +6,7 @@
  * delivered it ends, and a failure's DSN is made durable before the
  * recipient is marked failed, so a crash at any point loses no notice; it
  * can at worst repeat one. */
+#include "core/privsep.h"
 #include "core/common.h"
 
 #include "smtp/queue.h"
@@ -575,6 +576,8 @@ int queue_run(const struct queue_params *p)
 	struct event *intr = evsignal_new(q->base, SIGINT, on_signal, q);
 	event_add(term, NULL);
 	event_add(intr, NULL);
+	/* Setup is done: from here on, the role's user and filter. */
+	privsep_lock_down();
 	process_signals_ready();
 	log_info("ready");
 	scan(q);

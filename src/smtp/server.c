@@ -1,6 +1,7 @@
 /* server.c: the smtp worker process. Owns the event loop, the listeners,
  * the store handle for lookups, the deliverer and the auth client; sessions
  * (session.c) borrow them. */
+#include "core/privsep.h"
 #include "core/common.h"
 
 #include "smtp/server.h"
@@ -169,6 +170,8 @@ int smtp_worker_run(const struct smtp_worker_params *p)
 	struct event *intr = evsignal_new(server->base, SIGINT, on_signal, w);
 	event_add(term, NULL);
 	event_add(intr, NULL);
+	/* Setup is done: from here on, the role's user and filter. */
+	privsep_lock_down();
 	process_signals_ready();
 	log_info("ready");
 	event_base_dispatch(server->base);

@@ -330,7 +330,9 @@ sqlite3 *store_account_db(struct store *s, uint64_t account_id, bool create)
 		snprintf(s->error, sizeof(s->error), "account path too long");
 		return NULL;
 	}
-	if (create && mkdir(path, 0700) != 0 && errno != EEXIST) {
+	/* Group modes: the umask decides (007 for a root-started family,
+	 * whose members share the store; 077 otherwise). */
+	if (create && mkdir(path, 0770) != 0 && errno != EEXIST) {
 		snprintf(s->error, sizeof(s->error), "%s: %s", path,
 			 strerror(errno));
 		return NULL;
@@ -439,7 +441,7 @@ static int blob_write(struct store *s, const uint8_t *data, size_t size,
 	blob_relative_path(id_r, final);
 	snprintf(dir, sizeof(dir), "blobs/%.2s", id_r);
 	int fd = openat(s->data_fd, tmp,
-			O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
 	if (fd < 0)
 		return -1;
 	if (write_all(fd, data, size) != 0) {
@@ -456,7 +458,7 @@ static int blob_write(struct store *s, const uint8_t *data, size_t size,
 	/* The fan-out directories exist from store_create; one removed by
 	 * hand is made again. */
 	int r = renameat(s->data_fd, tmp, s->data_fd, final);
-	if (r != 0 && errno == ENOENT && mkdirat(s->data_fd, dir, 0700) == 0)
+	if (r != 0 && errno == ENOENT && mkdirat(s->data_fd, dir, 0770) == 0)
 		r = renameat(s->data_fd, tmp, s->data_fd, final);
 	if (r != 0) {
 		unlinkat(s->data_fd, tmp, 0);

@@ -7,6 +7,7 @@
 #include "core/utf8.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -99,10 +100,58 @@ static void sql_contains(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_result_int(ctx, w.n == 0 || utf8_fold_contains(t, w));
 }
 
+/* The default VFS with one change: a relative path stays relative.
+ * SQLite otherwise turns it into an absolute one and looks at every
+ * directory on the way up (lstat), which a child that gave up root
+ * cannot do above a data directory kept in a closed place (a 0700
+ * /tmp/... of root's, say). Every dijk process works from inside the
+ * data directory and never changes directory (privsep.h), so the relative
+ * name keeps meaning the same file; locks go by inode, not by name. */
+static sqlite3_vfs relative_vfs;
+static int (*system_full_pathname)(sqlite3_vfs *, const char *, int, char *);
+
+static int relative_full_pathname(sqlite3_vfs *vfs, const char *name, int size,
+				  char *out)
+{
+	if (name[0] == '/')
+		return system_full_pathname(vfs, name, size, out);
+	size_t n = strlen(name);
+	if (size < 0 || n + 1 > (size_t)size)
+		return SQLITE_CANTOPEN;
+	memcpy(out, name, n + 1);
+	return SQLITE_OK;
+}
+
+static pthread_once_t relative_vfs_once = PTHREAD_ONCE_INIT;
+
+static void relative_vfs_register(void)
+{
+	sqlite3_vfs *base = sqlite3_vfs_find(NULL);
+	if (base == NULL)
+		return;
+	relative_vfs = *base;
+	relative_vfs.zName = "dijk-relative";
+	relative_vfs.pNext = NULL;
+	system_full_pathname = base->xFullPathname;
+	relative_vfs.xFullPathname = relative_full_pathname;
+	sqlite3_vfs_register(&relative_vfs, 1);
+}
+
 int store_sqlite_open(const char *path, sqlite3 **db_r, char *error,
 		      size_t error_size)
 {
+	pthread_once(&relative_vfs_once, relative_vfs_register);
 	sqlite3 *db = NULL;
+	/* SQLite would create a new database 0644 less the umask, which
+	 * leaves the group read-only; its journals copy the database's
+	 * mode. A new file made here gets 0660 less the umask instead.
+	 * O_EXCL matters: closing any descriptor of a file drops every
+	 * POSIX lock this process holds on it, so an existing database
+	 * (open in another thread's connection) is never opened here. */
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		      0660);
+	if (fd >= 0)
+		close(fd);
 	int rc = sqlite3_open_v2(path, &db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 					 SQLITE_OPEN_NOMUTEX,
@@ -175,9 +224,12 @@ int store_normalize(struct slice in, char *out, size_t size)
 
 static char create_error[600];
 
+/* Directory and file modes of the store leave the group to the umask:
+ * 077 keeps everything its owner's (admin commands, a family started by
+ * an ordinary user), 007 shares it with dijk's group (privsep.h). */
 static int make_dir(const char *path)
 {
-	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+	if (mkdir(path, 0770) != 0 && errno != EEXIST)
 		return -1;
 	return 0;
 }
