@@ -664,7 +664,9 @@ static int dkim_command(struct options *o, const char *command)
 			dijk_fatal("fork: %s", strerror(errno));
 		if (pid == 0) {
 			const char *data = admin_enter(o, command);
-			_exit(cli_dkim(data, o->args, o->arg_count));
+			int child = cli_dkim(data, o->args, o->arg_count);
+			fflush(NULL); /* _exit would drop what it printed */
+			_exit(child);
 		}
 		int wstatus;
 		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)

@@ -63,6 +63,9 @@ static const char *const common_calls[] = {
 	"rename",
 	"renameat",
 	"renameat2",
+	/* A file made whole elsewhere and put in place only if none is
+	 * there yet (queue.key): rename would replace one in use. */
+	"linkat",
 	"mkdir",
 	"mkdirat",
 	"rmdir",

@@ -70,7 +70,11 @@ def sec_server(request, _sec_servers, tmp_path_factory):
     log is what tells)."""
     servers = _sec_servers
     if not servers or servers[-1].proc is None or servers[-1].proc.poll() is not None:
-        config = getattr(request.module, "SERVER_CONFIG", None)
+        # The suite opens many connections from 127.0.0.1 on purpose
+        # (floods, slow clients): the per-address limit would refuse
+        # them first (tests/integration/test_rate_limit.py checks it).
+        config = {"limits.connections_per_ip": "1000",
+                  **(getattr(request.module, "SERVER_CONFIG", None) or {})}
         d = Dijk(tmp_path_factory.mktemp("sec") / "data", config)
         servers.append(d)
         d.start()
