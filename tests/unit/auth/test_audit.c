@@ -120,13 +120,16 @@ static struct slice payload(struct buf *b, const char *const *fields,
 	buf_reset(b);
 	for (size_t i = 0; i < count; i++) {
 		const char *f = fields[i];
-		uint8_t byte = (uint8_t)(f[2] - '0');
-		if (strncmp(f, "u:", 2) == 0)
+		if (strncmp(f, "u:", 2) == 0) {
 			ipc_put_u64(b, strtoull(f + 2, NULL, 10));
-		else if (strncmp(f, "f:", 2) == 0)
+		} else if (strncmp(f, "f:", 2) == 0) {
+			/* Read only once the prefix says there is a third
+			 * byte: "a" has none. */
+			uint8_t byte = (uint8_t)(f[2] - '0');
 			ipc_put_bytes(b, slice_make(&byte, 1));
-		else
+		} else {
 			ipc_put_bytes(b, slice_cstr(f));
+		}
 	}
 	return buf_slice(b);
 }
