@@ -82,7 +82,7 @@ libs[dns]="$(pkg-config --libs libunbound)"
 libs[dkim]="$(pkg-config --libs libunbound openssl libsodium)"
 libs[spf]="$(pkg-config --libs libunbound)"
 libs[dmarc]="$(pkg-config --libs libunbound libpsl)"
-libs[http_session]="$(pkg-config --libs libevent_core libevent_extra libevent_openssl openssl libsodium sqlite3 libunbound libpsl gumbo jansson zlib liboath libqrencode) -lpthread"
+libs[http_session]="$(pkg-config --libs libevent_core libevent_extra libevent_openssl openssl libsodium sqlite3 libunbound libpsl gumbo jansson zlib liboath libqrencode libseccomp) -lpthread"
 libs[authres]="$(pkg-config --libs libunbound openssl libsodium)"
 
 failed=0

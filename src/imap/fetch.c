@@ -23,7 +23,9 @@ void imap_send_vanished_earlier(struct imap_session *s, struct store *store,
 /* Appends bytes as a literal (literal8 when binary holds NUL). */
 static void append_literal(struct buf *out, struct slice bytes, bool binary)
 {
-	bool nul = binary && memchr(bytes.p, '\0', bytes.n) != NULL;
+	/* An empty part may come as (NULL, 0): memchr wants a pointer. */
+	bool nul =
+		binary && bytes.n > 0 && memchr(bytes.p, '\0', bytes.n) != NULL;
 	buf_printf(out, "%s{%zu}\r\n", nul ? "~" : "", bytes.n);
 	buf_append_slice(out, bytes);
 }
