@@ -224,6 +224,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (server.store == NULL)
 		dijk_fatal("store: %s", error);
 	server.pool = pool_new(server.base, HTTP_POOL_THREADS);
+	server.conns = http_conns_new(cfg.connections_per_ip);
 	char auth_path[256];
 	auth_socket_path(data_dir, auth_path, sizeof(auth_path));
 	server.auth = auth_client_new(server.base, auth_path);
