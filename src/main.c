@@ -354,6 +354,8 @@ static int cmd_brand(const struct options *o)
 		if (ret != 0)
 			dijk_fatal("%s", error);
 		store_close(&s);
+		/* Read by main before it changed user; ours to free. */
+		free(o->logo_data);
 		return 0;
 	}
 	struct store *s = open_store(o->data_dir);
