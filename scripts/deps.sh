@@ -14,7 +14,7 @@ build_packages=(
 # Packages for the test suite and the benchmarks.
 test_packages=(
 	clang libclang-rt-14-dev llvm clang-format cppcheck
-	python3 python3-pytest
+	python3 python3-pytest python3-pytest-xdist
 	swaks libnet-ssleay-perl postfix
 	nsd ldnsutils opendkim opendkim-tools oathtool zbar-tools binutils
 	isync mutt tmux

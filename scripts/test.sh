@@ -7,6 +7,8 @@
 #   scripts/test.sh            everything
 #   scripts/test.sh --asan     only the sanitizer build and its suite
 #   scripts/test.sh --quick    unit + integration, no fuzzing, no sanitizers
+#
+# DIJK_TEST_JOBS (default 3) is how many pytest processes share a suite.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -82,12 +84,17 @@ run_unit() {
 
 # A pytest directory against one binary. tests/integration and
 # tests/security each have a conftest.py of their own, so they run as
-# separate pytest sessions.
+# separate pytest sessions. Most of a test's time is spent waiting (for a
+# server to start, a retry, a TOTP step, a browser), so the files run in
+# DIJK_TEST_JOBS processes at once (pytest-xdist; 0 runs them in this
+# one). A file stays in one process: its module-wide servers start once.
 run_pytest_dir() { # name label dijk-binary directory
 	local name=$1 label=$2 bin=$3 dir=$4 xml
+	local jobs=${DIJK_TEST_JOBS:-3} parallel=()
+	[ "$jobs" -gt 0 ] && parallel=(-n "$jobs" --dist loadfile)
 	xml=$(mktemp --suffix=.xml)
 	echo "== $name tests ($label)"
-	DIJK_BIN=$bin $PYTHON -m pytest -q -p no:cacheprovider \
+	DIJK_BIN=$bin $PYTHON -m pytest -q -p no:cacheprovider "${parallel[@]}" \
 		--junitxml="$xml" "$dir"
 	record_pytest "$name ($label)" "$xml" $?
 }

@@ -45,7 +45,15 @@ def _port_pool():
         low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
     except (OSError, ValueError, IndexError):
         low = 32768
-    return range(max(1024, low - 12000), low)
+    pool = range(max(1024, low - 12000), low)
+    # Run by pytest-xdist (scripts/test.sh), each worker process takes
+    # every Nth port of its own, so two workers never pick the same port
+    # between checking that it is free and a server binding it.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if worker.startswith("gw") and worker[2:].isdigit() and count > 1:
+        pool = pool[int(worker[2:]) % count::count]
+    return pool
 
 
 def free_port():
