@@ -172,11 +172,7 @@ int store_sqlite_open(const char *path, sqlite3 **db_r, char *error,
 	rc = sqlite3_exec(db,
 			  "PRAGMA journal_mode = WAL;"
 			  "PRAGMA synchronous = FULL;"
-			  "PRAGMA foreign_keys = ON;"
-			  /* Reads of big indexes (a search over 100,000
-			   * messages) from the page cache, without a pread
-			   * per page. */
-			  "PRAGMA mmap_size = 268435456;",
+			  "PRAGMA foreign_keys = ON;",
 			  NULL, NULL, &err);
 	if (rc != SQLITE_OK) {
 		snprintf(error, error_size, "%s: %s", path,
