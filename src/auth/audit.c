@@ -196,6 +196,24 @@ int audit_append(struct audit_log *log, struct store_audit_entry *e,
 	return 0;
 }
 
+size_t audit_append_batch(struct audit_log *log, struct store_audit_entry **e,
+			  size_t n, const char **error_r)
+{
+	if (store_audit_begin(log->store, error_r) == 0) {
+		size_t i = 0;
+		while (i < n && append_locked(log, e[i], error_r) == 0)
+			i++;
+		if (i == n && store_audit_commit(log->store, error_r) == 0)
+			return n;
+		store_audit_rollback(log->store);
+	}
+	size_t appended = 0;
+	for (size_t i = 0; i < n; i++)
+		if (audit_append(log, e[i], error_r) == 0)
+			appended++;
+	return appended;
+}
+
 /* The marker's detail, which verification reads back: the dropped ids,
  * the first day kept and the MAC of the last dropped entry. */
 static void marker_detail(char *out, size_t size, int64_t first, int64_t last,

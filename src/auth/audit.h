@@ -43,6 +43,13 @@ void audit_close(struct audit_log **log);
  * e->mac. Fields longer than their limits were cut by the caller. */
 int audit_append(struct audit_log *log, struct store_audit_entry *e,
 		 const char **error_r);
+/* Appends e[0] .. e[n - 1] in that order as audit_append does, in one
+ * transaction: one write to disk for them all. When that fails, each is
+ * tried on its own, so that an entry that cannot be written costs only
+ * itself. Returns how many were appended; *error_r says why the last one
+ * that failed did. */
+size_t audit_append_batch(struct audit_log *log, struct store_audit_entry **e,
+			  size_t n, const char **error_r);
 
 /* Drops whole UTC days older than days before now (nothing when days is
  * 0) and appends the signed marker; *dropped_r entries went. */

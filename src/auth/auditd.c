@@ -17,9 +17,21 @@
 #define AUDITD_RETENTION_PERIOD_SECONDS 86400
 /* A pool thread's handle; at most this many threads use the log. */
 #define AUDITD_MAX_THREADS 16
-/* Entries waiting for the pool beyond this are dropped (and counted in the
- * log): a worker gone wild must not grow the auth process without bound. */
+/* Entries waiting to be written beyond this are dropped (and counted in
+ * the log): a worker gone wild must not grow the auth process without
+ * bound. */
 #define AUDITD_MAX_PENDING 20000
+/* At most this many entries go into one transaction. */
+#define AUDITD_BATCH_MAX 512
+
+/* Entries wait on the loop in a queue; one pool job at a time writes what
+ * has gathered, in one transaction. Under load the batches grow by
+ * themselves, so the log costs one sync to disk per batch instead of one
+ * per entry, and pool threads stay free for password checks. */
+struct batch {
+	struct store_audit_entry **entries;
+	size_t n;
+};
 
 static struct {
 	struct event_base *base;
@@ -27,6 +39,10 @@ static struct {
 	const char *data_dir;
 	unsigned retention_days;
 	struct event *daily;
+	struct store_audit_entry **queue;
+	size_t queued, queue_size;
+	bool writing; /* a batch is on the pool */
+	bool stopping;
 } auditd;
 
 static struct audit_log *thread_logs[AUDITD_MAX_THREADS];
@@ -34,7 +50,7 @@ static size_t thread_logs_used;
 static pthread_mutex_t thread_logs_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread struct audit_log **thread_log;
 
-/* The calling pool thread's log, opened on first use (and again after a
+/* The calling thread's log, opened on first use (and again after a
  * failure); NULL when it cannot be opened. */
 static struct audit_log *my_log(void)
 {
@@ -53,19 +69,63 @@ static struct audit_log *my_log(void)
 	return *thread_log;
 }
 
-static void append_work(void *arg)
+static void batch_write(struct batch *b)
 {
-	struct store_audit_entry *e = arg;
 	struct audit_log *log = my_log();
-	const char *error;
-	if (log != NULL && audit_append(log, e, &error) != 0)
-		log_error("audit log: %s (lost: %s %s of %s)", error,
-			  e->protocol, e->action, e->user);
+	const char *error = "cannot open the log";
+	size_t written =
+		log != NULL ? audit_append_batch(log, b->entries, b->n, &error)
+			    : 0;
+	if (written < b->n)
+		log_error("audit log: %s (%zu of %zu entries lost, the first"
+			  " %s %s of %s)",
+			  error, b->n - written, b->n, b->entries[0]->protocol,
+			  b->entries[0]->action, b->entries[0]->user);
 }
 
-static void append_done(void *arg)
+static void batch_free(struct batch *b)
 {
-	free(arg);
+	for (size_t i = 0; i < b->n; i++)
+		free(b->entries[i]);
+	free(b->entries);
+	free(b);
+}
+
+static void batch_work(void *arg)
+{
+	batch_write(arg);
+}
+
+/* Takes up to AUDITD_BATCH_MAX entries from the front of the queue. */
+static struct batch *batch_take(void)
+{
+	struct batch *b = xcalloc(1, sizeof(*b));
+	b->n = auditd.queued < AUDITD_BATCH_MAX ? auditd.queued
+						: AUDITD_BATCH_MAX;
+	b->entries = xcalloc(b->n, sizeof(*b->entries));
+	memcpy(b->entries, auditd.queue, b->n * sizeof(*b->entries));
+	auditd.queued -= b->n;
+	memmove(auditd.queue, auditd.queue + b->n,
+		auditd.queued * sizeof(*auditd.queue));
+	return b;
+}
+
+static void batch_done(void *arg);
+
+static void write_queued(void)
+{
+	if (auditd.writing || auditd.stopping || auditd.queued == 0 ||
+	    auditd.pool == NULL)
+		return;
+	auditd.writing = true;
+	pool_submit(auditd.pool, batch_work, batch_done, batch_take());
+}
+
+static void batch_done(void *arg)
+{
+	batch_free(arg);
+	auditd.writing = false;
+	write_queued();
 }
 
 void auditd_record(const struct store_audit_entry *e)
@@ -73,18 +133,27 @@ void auditd_record(const struct store_audit_entry *e)
 	static unsigned long dropped;
 	if (auditd.pool == NULL)
 		return;
-	if (pool_pending(auditd.pool) >= AUDITD_MAX_PENDING) {
+	if (auditd.queued >= AUDITD_MAX_PENDING) {
 		if (dropped++ % 1000 == 0)
-			log_error("audit log: %lu entries dropped, the pool is"
-				  " behind",
-				  dropped);
+			log_error(
+				"audit log: %lu entries dropped, the writer is"
+				" behind",
+				dropped);
 		return;
 	}
 	struct store_audit_entry *copy = xcalloc(1, sizeof(*copy));
 	memcpy(copy, e, sizeof(*copy));
 	copy->id = 0;
 	copy->time = (int64_t)time(NULL);
-	pool_submit(auditd.pool, append_work, append_done, copy);
+	if (auditd.queued == auditd.queue_size) {
+		auditd.queue_size =
+			auditd.queue_size == 0 ? 64 : auditd.queue_size * 2;
+		auditd.queue =
+			xrealloc(auditd.queue,
+				 auditd.queue_size * sizeof(*auditd.queue));
+	}
+	auditd.queue[auditd.queued++] = copy;
+	write_queued();
 }
 
 /* Coalescing mailbox views: one entry per (account, session, mailbox) in
@@ -248,10 +317,20 @@ void auditd_stop(void)
 	if (auditd.daily != NULL)
 		event_free(auditd.daily);
 	auditd.daily = NULL;
+	auditd.stopping = true;
 }
 
 void auditd_close(void)
 {
+	/* What was still waiting when the pool stopped, written here. */
+	while (auditd.queued > 0) {
+		struct batch *b = batch_take();
+		batch_write(b);
+		batch_free(b);
+	}
+	free(auditd.queue);
+	auditd.queue = NULL;
+	auditd.queue_size = 0;
 	for (size_t i = 0; i < thread_logs_used; i++)
 		audit_close(&thread_logs[i]);
 	auditd.pool = NULL;

@@ -296,6 +296,61 @@ static void test_key_and_chain(void)
 	CHECK(audit_open(dir, &error) == NULL);
 }
 
+static struct store_audit_entry *entry(int64_t when, const char *action)
+{
+	struct store_audit_entry *e = calloc(1, sizeof(*e));
+	CHECK(e != NULL);
+	e->time = when;
+	e->account_id = 7;
+	audit_field_set(e->user, sizeof(e->user),
+			slice_cstr("alice@example.test"));
+	audit_field_set(e->protocol, sizeof(e->protocol), slice_cstr("imap"));
+	audit_field_set(e->action, sizeof(e->action), slice_cstr(action));
+	return e;
+}
+
+/* Many entries in one transaction chain on like single ones; an entry the
+ * database refuses costs only itself. */
+static void test_batch(void)
+{
+	char dir[256];
+	struct audit_log *log = fresh_log("batch", dir, sizeof(dir));
+	add(log, NOW, "alice@example.test", "login");
+	struct store_audit_entry *e[5];
+	for (size_t i = 0; i < ARRAY_SIZE(e); i++)
+		e[i] = entry(NOW + 1, "fetch");
+	const char *error;
+	CHECK(audit_append_batch(log, e, ARRAY_SIZE(e), &error) == 5);
+	for (size_t i = 0; i < ARRAY_SIZE(e); i++)
+		CHECK_CASE(e[i]->id == (int64_t)i + 2, i, "batch entry");
+	add(log, NOW + 2, "alice@example.test", "logout");
+	int64_t count;
+	CHECK(verify_bad_id(log, &count) == 0 && count == 7);
+	audit_close(&log);
+
+	/* The database refuses one entry of a batch: the rest are written,
+	 * in order, and the chain still holds. */
+	run_sql(dir, "CREATE TRIGGER refuse BEFORE INSERT ON audit"
+		     " WHEN NEW.action = 'refused'"
+		     " BEGIN SELECT RAISE(ABORT, 'refused here'); END");
+	log = audit_open(dir, &error);
+	CHECK(log != NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(e); i++) {
+		memset(e[i], 0, sizeof(*e[i]));
+		free(e[i]);
+		e[i] = entry(NOW + 3, i == 2 ? "refused" : "fetch");
+	}
+	error = NULL;
+	CHECK(audit_append_batch(log, e, ARRAY_SIZE(e), &error) == 4);
+	CHECK(error != NULL && strstr(error, "refused here") != NULL);
+	CHECK(e[0]->id == 8 && e[1]->id == 9 && e[3]->id == 10 &&
+	      e[4]->id == 11);
+	CHECK(verify_bad_id(log, &count) == 0 && count == 11);
+	for (size_t i = 0; i < ARRAY_SIZE(e); i++)
+		free(e[i]);
+	audit_close(&log);
+}
+
 static void test_tampering(void)
 {
 	static const struct {
@@ -431,6 +486,7 @@ int main(void)
 	test_fields();
 	test_wire();
 	test_key_and_chain();
+	test_batch();
 	test_tampering();
 	test_retention();
 	nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
