@@ -6,8 +6,6 @@
 #include "store/audit.h"
 #include "store/sqlite/internal.h"
 
-#include <sys/stat.h>
-
 static const char audit_schema[] =
 	"CREATE TABLE IF NOT EXISTS audit ("
 	" id INTEGER PRIMARY KEY,"
@@ -46,21 +44,9 @@ struct store_audit *store_audit_open(const char *data_dir, const char **error_r)
 		return NULL;
 	}
 	struct store_audit *a = xcalloc(1, sizeof(*a));
-	mode_t old = umask(077);
-	int ret =
-		store_sqlite_open(path, &a->db, open_error, sizeof(open_error));
-	umask(old);
-	if (ret != 0) {
+	if (store_sqlite_open_schema(path, audit_schema, true, &a->db,
+				     open_error, sizeof(open_error)) != 0) {
 		free(a);
-		*error_r = open_error;
-		return NULL;
-	}
-	char *err = NULL;
-	if (sqlite3_exec(a->db, audit_schema, NULL, NULL, &err) != SQLITE_OK) {
-		snprintf(open_error, sizeof(open_error), "%s: %s", path,
-			 err ? err : "schema");
-		sqlite3_free(err);
-		store_audit_close(&a);
 		*error_r = open_error;
 		return NULL;
 	}

@@ -35,6 +35,12 @@ struct store {
 /* Opens a database with dijk's settings (WAL, full sync, busy timeout). */
 int store_sqlite_open(const char *path, sqlite3 **db_r, char *error,
 		      size_t error_size);
+/* store_sqlite_open, then the statements of schema. With owner_only, a
+ * new file is made readable by its owner alone (umask 077) from its first
+ * byte: for auth.db and audit.db. */
+int store_sqlite_open_schema(const char *path, const char *schema,
+			     bool owner_only, sqlite3 **db_r, char *error,
+			     size_t error_size);
 /* Runs statements with no results; returns 0 or -1 with s->error set. */
 int store_exec(struct store *s, sqlite3 *db, const char *sql);
 /* Sets s->error from the database's last error and returns s->error. */

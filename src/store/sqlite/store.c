@@ -185,6 +185,28 @@ int store_sqlite_open(const char *path, sqlite3 **db_r, char *error,
 	return 0;
 }
 
+int store_sqlite_open_schema(const char *path, const char *schema,
+			     bool owner_only, sqlite3 **db_r, char *error,
+			     size_t error_size)
+{
+	mode_t old = owner_only ? umask(077) : 0;
+	int ret = store_sqlite_open(path, db_r, error, error_size);
+	if (owner_only)
+		umask(old);
+	if (ret != 0)
+		return -1;
+	char *err = NULL;
+	if (sqlite3_exec(*db_r, schema, NULL, NULL, &err) != SQLITE_OK) {
+		snprintf(error, error_size, "%s: %s", path,
+			 err ? err : sqlite3_errmsg(*db_r));
+		sqlite3_free(err);
+		sqlite3_close(*db_r);
+		*db_r = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 const char *store_db_error(struct store *s, sqlite3 *db, const char *what)
 {
 	snprintf(s->error, sizeof(s->error), "%s: %s", what,
@@ -245,17 +267,8 @@ int store_create(const char *data_dir, const char **error_r)
 	}
 	sqlite3 *db;
 	snprintf(path, sizeof(path), "%s/meta.db", data_dir);
-	if (store_sqlite_open(path, &db, create_error, sizeof(create_error)) !=
-	    0) {
-		*error_r = create_error;
-		return -1;
-	}
-	char *err = NULL;
-	if (sqlite3_exec(db, meta_schema, NULL, NULL, &err) != SQLITE_OK) {
-		snprintf(create_error, sizeof(create_error), "%s: %s", path,
-			 err);
-		sqlite3_free(err);
-		sqlite3_close(db);
+	if (store_sqlite_open_schema(path, meta_schema, false, &db,
+				     create_error, sizeof(create_error)) != 0) {
 		*error_r = create_error;
 		return -1;
 	}
@@ -678,20 +691,15 @@ struct store_credentials *store_credentials_open(const char *data_dir,
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/auth.db", data_dir);
 	/* Credentials are readable by their owner only, from the first byte. */
-	mode_t old = umask(077);
 	struct store_credentials *c = xcalloc(1, sizeof(*c));
-	int ret =
-		store_sqlite_open(path, &c->db, open_error, sizeof(open_error));
-	umask(old);
-	if (ret != 0) {
+	if (store_sqlite_open_schema(path, credentials_schema, true, &c->db,
+				     open_error, sizeof(open_error)) != 0) {
 		free(c);
 		*error_r = open_error;
 		return NULL;
 	}
 	char *err = NULL;
-	if (sqlite3_exec(c->db, credentials_schema, NULL, NULL, &err) !=
-		    SQLITE_OK ||
-	    sessions_upgrade(c->db, &err) != 0) {
+	if (sessions_upgrade(c->db, &err) != 0) {
 		snprintf(open_error, sizeof(open_error), "%s: %s", path, err);
 		sqlite3_free(err);
 		store_credentials_close(&c);
