@@ -429,8 +429,13 @@ int twofactor_protocol_password(struct store_credentials *c,
 	 * enough anywhere. When that cannot be told, it does not open. */
 	bool main_ok = main_holds && (totp == 0 || (totp > 0 && !t.enabled));
 	sodium_memzero(&t, sizeof(t));
-	/* The candidate's app hash is computed even when the main password
-	 * held, so that the time taken tells nothing. */
+	/* A login the main password opens says so in its answer: the time
+	 * taken can tell nothing more, and a second Argon2id would only
+	 * double the cost of every ordinary login. Otherwise the candidate's
+	 * app hash is computed, also when the main password held but TOTP
+	 * refuses it, so that the time does not tell that it held. */
+	if (main_ok)
+		return 1;
 	char letters[APP_LETTERS + 1];
 	uint8_t hash[32];
 	int result = 0;
@@ -453,8 +458,6 @@ int twofactor_protocol_password(struct store_credentials *c,
 	}
 	sodium_memzero(letters, sizeof(letters));
 	sodium_memzero(hash, sizeof(hash));
-	if (result == 0 && main_ok)
-		result = 1;
 	return result;
 }
 

@@ -49,8 +49,9 @@ uint64_t twofactor_redeem(struct store_credentials *c,
 
 /* The password rule of IMAP and SMTP for a known account: returns 1 when
  * the main password holds and the account has no TOTP, 2 when one of its
- * app passwords holds, 0 otherwise. Costs two Argon2id computations
- * whatever the outcome (twofactor_protocol_dummy for unknown users). */
+ * app passwords holds, 0 otherwise. Costs one Argon2id computation when
+ * it answers 1 and two otherwise, whatever the reason (as does
+ * twofactor_protocol_dummy for unknown users). */
 int twofactor_protocol_password(struct store_credentials *c,
 				uint64_t account_id, const char *phc,
 				struct slice password);
