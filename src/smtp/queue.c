@@ -414,7 +414,10 @@ static void job_done(void *arg)
 	unsigned step = job->item.attempts < cfg->queue_retry_count
 				? job->item.attempts
 				: (unsigned)cfg->queue_retry_count - 1;
-	time_t next = now + (time_t)cfg->queue_retry[step];
+	/* Attempts are dated in whole seconds and now is this second's
+	 * start: counted from the next one, no retry comes sooner than its
+	 * interval after the attempt. */
+	time_t next = now + 1 + (time_t)cfg->queue_retry[step];
 	/* The last retry comes no later than the end of the lifetime. */
 	time_t end = job->item.created + (time_t)cfg->queue_lifetime_seconds;
 	if (next > end && end > now)
@@ -478,12 +481,27 @@ static void scan(struct queue *q)
 	free(items);
 }
 
+/* The tick comes just after each whole second of the clock, when what
+ * fell due in that second (queue entries are dated in whole seconds) is
+ * due: a retry waits its interval, not up to a second more. */
+static void arm_tick(struct queue *q)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	long usec = 1000000 - now.tv_nsec / 1000 + 5000;
+	struct timeval wait = {usec / 1000000, usec % 1000000};
+	event_add(q->tick, &wait);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
+	struct queue *q = arg;
+	if (!q->stopping)
+		arm_tick(q);
 	/* Once a second, not per scan: a scan follows every delivery. */
-	keys_refresh(arg);
-	scan(arg);
+	keys_refresh(q);
+	scan(q);
 }
 
 static void begin_stop(struct queue *q)
@@ -569,9 +587,8 @@ int queue_run(const struct queue_params *p)
 				  q);
 		bufferevent_enable(q->master, EV_READ | EV_WRITE);
 	}
-	q->tick = event_new(q->base, -1, EV_PERSIST, on_tick, q);
-	struct timeval second = {1, 0};
-	event_add(q->tick, &second);
+	q->tick = event_new(q->base, -1, 0, on_tick, q);
+	arm_tick(q);
 	struct event *term = evsignal_new(q->base, SIGTERM, on_signal, q);
 	struct event *intr = evsignal_new(q->base, SIGINT, on_signal, q);
 	event_add(term, NULL);
