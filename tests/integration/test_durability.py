@@ -266,9 +266,12 @@ def test_kill9_one_worker_during_storm(dijk_factory):
         acked_at_kill = len(storm.acked)
     wait_until(lambda: len([p for p in d.children("smtp") if p != victim]) == 2, 10,
                what="the replacement worker")
-    time.sleep(1.0)
+    # The other worker and the replacement carry on. How fast is the
+    # benchmarks' business: on a loaded machine (a sanitizer build, other
+    # tests beside this one) 20 more deliveries may take several seconds.
+    wait_until(lambda: len(storm.acked) > acked_at_kill + 20, 60,
+               what="20 deliveries after the kill")
     storm.stop()
-    assert len(storm.acked) > acked_at_kill + 20, "deliveries did not go on after the kill"
     checked = check_stored(d, ALICE, storm.sent, storm.acked, {})
     assert len(storm.acked) <= checked <= len(storm.sent)
 
