@@ -21,13 +21,11 @@
  * the log): a worker gone wild must not grow the auth process without
  * bound. */
 #define AUDITD_MAX_PENDING 20000
-/* At most this many entries go into one transaction. */
-#define AUDITD_BATCH_MAX 512
-
-/* Entries wait on the loop in a queue; one pool job at a time writes what
- * has gathered, in one transaction. Under load the batches grow by
- * themselves, so the log costs one sync to disk per batch instead of one
- * per entry, and pool threads stay free for password checks. */
+/* Entries wait on the loop in a queue; one pool job at a time takes all
+ * that has gathered (at most AUDITD_MAX_PENDING) and writes it in one
+ * transaction. Under load the batches grow by themselves, so the log
+ * costs one sync to disk per batch instead of one per entry, and pool
+ * threads stay free for password checks. */
 struct batch {
 	struct store_audit_entry **entries;
 	size_t n;
@@ -96,17 +94,15 @@ static void batch_work(void *arg)
 	batch_write(arg);
 }
 
-/* Takes up to AUDITD_BATCH_MAX entries from the front of the queue. */
+/* Takes the whole queue, which starts again empty; the batch owns the
+ * entries. */
 static struct batch *batch_take(void)
 {
 	struct batch *b = xcalloc(1, sizeof(*b));
-	b->n = auditd.queued < AUDITD_BATCH_MAX ? auditd.queued
-						: AUDITD_BATCH_MAX;
-	b->entries = xcalloc(b->n, sizeof(*b->entries));
-	memcpy(b->entries, auditd.queue, b->n * sizeof(*b->entries));
-	auditd.queued -= b->n;
-	memmove(auditd.queue, auditd.queue + b->n,
-		auditd.queued * sizeof(*auditd.queue));
+	b->entries = auditd.queue;
+	b->n = auditd.queued;
+	auditd.queue = NULL;
+	auditd.queued = auditd.queue_size = 0;
 	return b;
 }
 
@@ -323,14 +319,10 @@ void auditd_stop(void)
 void auditd_close(void)
 {
 	/* What was still waiting when the pool stopped, written here. */
-	while (auditd.queued > 0) {
-		struct batch *b = batch_take();
+	struct batch *b = batch_take();
+	if (b->n > 0)
 		batch_write(b);
-		batch_free(b);
-	}
-	free(auditd.queue);
-	auditd.queue = NULL;
-	auditd.queue_size = 0;
+	batch_free(b);
 	for (size_t i = 0; i < thread_logs_used; i++)
 		audit_close(&thread_logs[i]);
 	auditd.pool = NULL;
