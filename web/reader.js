@@ -135,7 +135,12 @@ export function closeReader() {
 	renderEmpty();
 }
 
+// The pane when nothing is open. Callers redraw it once a list has loaded
+// (its text depends on the list); a conversation opened while the list was
+// loading stays.
 export function renderEmpty() {
+	if (reader.row)
+		return;
 	const count = list.total;
 	$("reader").replaceChildren(h("div", {class: "reader-empty"},
 		icon("mailOpen"),

@@ -26,6 +26,15 @@ const launchOptions = {
 };
 
 const seen = {foreign: [], consoleErrors: [], cspViolations: []};
+// The last requests to the server with their outcome; printed only when a
+// step fails, to show what the page was waiting for.
+const recent = [];
+
+function note(line) {
+	recent.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+	if (recent.length > 40)
+		recent.shift();
+}
 
 function watch(context) {
 	const origin = new URL(args.base).origin;
@@ -34,7 +43,14 @@ function watch(context) {
 		if (!url.startsWith(origin) && !url.startsWith("data:") &&
 		    !url.startsWith("about:"))
 			seen.foreign.push(url);
+		note(`-> ${request.method()} ${url.slice(origin.length)}`);
 	});
+	context.on("requestfinished", async (request) => {
+		const response = await request.response().catch(() => null);
+		note(`<- ${response ? response.status() : "?"} ${request.url().slice(origin.length)}`);
+	});
+	context.on("requestfailed", (request) =>
+		note(`<- failed (${request.failure() && request.failure().errorText}) ${request.url().slice(origin.length)}`));
 	context.on("page", (page) => watchPage(page));
 	for (const page of context.pages())
 		watchPage(page);
@@ -96,7 +112,22 @@ async function subjects(page) {
 async function openFolder(page, name) {
 	await page.click(`#folder-list a:has(.folder-name:text-is("${name}"))`);
 	await page.waitForFunction((want) =>
-		document.querySelector("#list-title").textContent === want, name);
+		document.querySelector("#list-title").textContent === want, name)
+		.catch((e) => explain(page, e));
+}
+
+// Rethrows e with what the page showed and what it last asked the server.
+async function explain(page, e) {
+	const state = await page.evaluate(() => ({
+		title: document.querySelector("#list-title")?.textContent,
+		current: document.querySelector("#folder-list [aria-current]")?.textContent,
+		view: document.querySelector("#app")?.dataset.view,
+		toast: document.querySelector("#toast")?.textContent,
+		rows: document.querySelectorAll("#message-list .row").length,
+	})).catch((err) => ({unreadable: String(err)}));
+	e.stack = (e.stack || String(e)) + `\npage: ${JSON.stringify(state)}\nconsole: ${JSON.stringify(seen.consoleErrors)}` +
+		`\nrequests:\n${recent.join("\n")}`;
+	throw e;
 }
 
 // Sends what the composer holds and waits for the page to say so.
@@ -259,6 +290,48 @@ const scenarios = {
 			await alice.reload();
 			await alice.waitForSelector("#login-form");
 			out.signedOut = await alice.isHidden("#app");
+		} finally {
+			await browser.close();
+		}
+		return out;
+	},
+
+	// A conversation opened while the list is still loading stays open
+	// when the list arrives. The server's answers to the list's queries
+	// are held back for a while to make the order certain.
+	async "open-while-loading"() {
+		const browser = await chromium.launch(launchOptions);
+		const out = {};
+		try {
+			const page = await signedIn(browser, args.alice, args.alicePassword);
+			await page.fill("#search", args.searchWord);
+			await page.press("#search", "Enter");
+			await page.waitForFunction(() =>
+				document.querySelector("#list-title").textContent.startsWith("“"));
+			await page.waitForSelector(rowWith(args.subject));
+			let held = 0;
+			await page.route("**/jmap/api", async (route) => {
+				if (!(route.request().postData() || "").includes("Email/query"))
+					return route.continue();
+				held++;
+				await new Promise((resolve) => setTimeout(resolve, 1500));
+				await route.continue();
+			});
+			// Back to the inbox: its list is on its way while the search's
+			// rows still show, and one of them is opened.
+			await page.click("#search-clear");
+			await page.click(rowWith(args.subject));
+			await page.waitForSelector("#reader-subject");
+			out.titleWhileHeld = await page.textContent("#list-title");
+			await page.waitForFunction(() =>
+				!document.querySelector("#list-title").textContent.startsWith("“"));
+			out.held = held;
+			out.title = await page.textContent("#list-title");
+			out.readerAfterList = await page.$eval("#reader", (el) => {
+				const subject = el.querySelector("#reader-subject");
+				return subject ? subject.textContent : null;
+			});
+			out.moveShown = await page.isVisible("#act-move");
 		} finally {
 			await browser.close();
 		}

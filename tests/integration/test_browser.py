@@ -16,7 +16,7 @@ def browse(scenario, **args):
     env = dict(os.environ, DIJK_ARTIFACTS=str(ARTIFACTS))
     r = subprocess.run(["node", str(BROWSER / "run.mjs"), scenario, json.dumps(args)],
                        capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
-    assert r.returncode == 0, f"{scenario} failed:\n{r.stderr[-4000:]}"
+    assert r.returncode == 0, f"{scenario} failed:\n{r.stderr[-8000:]}"
     out = json.loads(r.stdout.strip().splitlines()[-1])
     # Nothing but our own server, and nothing the CSP had to stop.
     assert out["foreign"] == [], out["foreign"]
@@ -146,6 +146,20 @@ def test_read_reply_send_attach_search_move_delete(dijk_factory):
     assert out["signedOut"]
     for name in ("inbox.png", "reading.png", "compose.png", "arrived.png", "search.png"):
         assert (ARTIFACTS / name).stat().st_size > 1000
+
+
+def test_conversation_opened_while_the_list_loads_stays_open(dijk_factory):
+    d = dijk_factory("browserrace")
+    deliver(d, "Bob Builder <bob@example.test>", ALICE, LUNCH, "Shall we meet at noon?\r\n")
+    deliver(d, "Carol <carol@remote.test>", ALICE, "Minutes", "Notes from the noon call.\r\n")
+    out = browse("open-while-loading", **webmail_args(d, searchWord="noon"))
+    only_session_check_errors(out)
+    # The click came while the inbox's list was held back, after the search.
+    assert out["held"] >= 1
+    assert out["titleWhileHeld"].startswith("\u201c")
+    assert out["title"] == "Inbox"
+    assert out["readerAfterList"] == LUNCH
+    assert out["moveShown"]
 
 
 def test_keyboard_and_phone(dijk_factory):
