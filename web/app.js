@@ -5,7 +5,7 @@
 // nothing loaded from another host, no markup built from mail.
 import {apiPost, loadSession, onSignedOut, session, watchChanges,
 	SignedOut} from "./jmap.js";
-import {h, $, icon, setView, currentView, isPhone, toast} from "./dom.js";
+import {h, $, icon, setView, currentView, isPhone, toast, morphChildren} from "./dom.js";
 import {mail, events, loadMailboxes, loadIdentities, orderedMailboxes,
 	mailboxName, roleOf} from "./mail.js";
 import {list, initList, showMailbox, showSearch, load as loadList, moveSelection,
@@ -57,11 +57,7 @@ function folderItem(mailbox, depth) {
 		class: "folder" + (mailbox.role ? " role-" + mailbox.role : ""),
 		"aria-current": current ? "true" : null,
 		style: {"--depth": String(depth)},
-		dataset: {id: mailbox.id},
-		onclick: (event) => {
-			event.preventDefault();
-			openMailbox(mailbox.id);
-		}},
+		dataset: {id: mailbox.id}},
 	icon(mailbox.role || "folder"),
 	h("span", {class: "folder-name"}, mailboxName(mailbox)));
 	if (mailbox.unreadEmails > 0) {
@@ -73,8 +69,8 @@ function folderItem(mailbox, depth) {
 }
 
 function renderFolders() {
-	$("folder-list").replaceChildren(...orderedMailboxes().map(({mailbox, depth}) =>
-		folderItem(mailbox, depth)));
+	morphChildren($("folder-list"), orderedMailboxes().map(({mailbox, depth}) =>
+		folderItem(mailbox, depth)), (li) => li.firstChild.dataset.id);
 	const inbox = mail.byId.get(mail.byRole.inbox);
 	const unread = inbox ? inbox.unreadEmails : 0;
 	document.title = (unread ? `(${unread}) ` : "") + (state.brand ? state.brand.display : "Webmail");
@@ -436,6 +432,13 @@ function bind() {
 		}).catch(report);
 	});
 	$("search-clear").addEventListener("click", () => openMailbox(list.mailboxId));
+	$("folder-list").addEventListener("click", (event) => {
+		const folder = event.target.closest("a[data-id]");
+		if (!folder)
+			return;
+		event.preventDefault();
+		openMailbox(folder.dataset.id);
+	});
 	$("shortcuts-body").append(shortcutTable());
 	$("shortcuts-close").addEventListener("click", () => $("shortcuts-dialog").close());
 	document.addEventListener("keydown", onKey);

@@ -45,6 +45,56 @@ function append(el, children) {
 
 export const $ = (id) => document.getElementById(id);
 
+// ---- Redrawing in place ----
+//
+// A list that is drawn again (after a change the server told of) keeps its
+// nodes: pressing the mouse on a row while the page redraws still makes a
+// click on that row, and focus and hover stay where they were. morph makes
+// old look like neu; listeners are not carried over, so lists drawn this
+// way take their clicks on the container.
+
+export function morph(old, neu) {
+	if (old.nodeType !== Node.ELEMENT_NODE) {
+		if (old.nodeValue !== neu.nodeValue)
+			old.nodeValue = neu.nodeValue;
+		return;
+	}
+	for (const name of old.getAttributeNames())
+		if (!neu.hasAttribute(name))
+			old.removeAttribute(name);
+	for (const name of neu.getAttributeNames())
+		if (old.getAttribute(name) !== neu.getAttribute(name))
+			old.setAttribute(name, neu.getAttribute(name));
+	morphChildren(old, [...neu.childNodes]);
+}
+
+// Makes parent's children look like children. With key (a function of a
+// child), an old child is kept for the new one with the same key, moved
+// to its place; without, children are matched by position.
+export function morphChildren(parent, children, key = null) {
+	const kept = new Map();
+	if (key)
+		for (const old of parent.childNodes)
+			kept.set(key(old), old);
+	children.forEach((child, i) => {
+		const here = parent.childNodes[i] || null;
+		const old = key ? kept.get(key(child)) : here;
+		if (old && old.nodeType === child.nodeType && old.nodeName === child.nodeName) {
+			if (key)
+				kept.delete(key(child));
+			morph(old, child);
+			if (old !== here)
+				parent.insertBefore(old, here);
+		} else if (here && !key) {
+			parent.replaceChild(child, here);
+		} else {
+			parent.insertBefore(child, here);
+		}
+	});
+	while (parent.childNodes.length > children.length)
+		parent.lastChild.remove();
+}
+
 // ---- Icons: inline SVG built with DOM calls (24x24, stroked) ----
 
 const SVG = "http://www.w3.org/2000/svg";

@@ -3,7 +3,8 @@
 // as single messages. The list is a listbox: the keyboard moves a
 // selection through it and Enter opens the selected conversation.
 import {request, ref} from "./jmap.js";
-import {h, $, icon, avatar, addressName, shortDate, longDate, snippetNodes} from "./dom.js";
+import {h, $, icon, avatar, addressName, shortDate, longDate, snippetNodes, morph,
+	morphChildren} from "./dom.js";
 import {mailboxTitle, roleOf, listFetchStarted, applyKeywordChanges} from "./mail.js";
 
 export const PAGE_SIZE = 50;
@@ -168,7 +169,6 @@ function row(email) {
 			(email.id === list.openId ? " open" : ""),
 		"aria-selected": selected ? "true" : "false",
 		dataset: {id: email.id},
-		onclick: () => { selectId(email.id); list.onOpen(email); },
 	},
 	avatar(people.address),
 	h("div", {class: "row-main"},
@@ -191,7 +191,7 @@ function row(email) {
 export function render() {
 	$("list-title").textContent = title();
 	const box = $("message-list");
-	box.replaceChildren(...list.rows.map(row));
+	morphChildren(box, list.rows.map(row), (el) => el.dataset.id);
 	box.setAttribute("aria-label", title());
 	const empty = $("list-empty");
 	empty.hidden = list.rows.length > 0;
@@ -276,7 +276,7 @@ export function patchRow(id, keywords) {
 			delete email.keywords[k];
 	const old = $("row-" + id);
 	if (old)
-		old.replaceWith(row(email));
+		morph(old, row(email));
 	syncActive();
 }
 
@@ -285,6 +285,14 @@ export function initList(onOpen) {
 	$("page-prev").addEventListener("click", () => page(-1));
 	$("page-next").addEventListener("click", () => page(1));
 	const box = $("message-list");
+	box.addEventListener("click", (event) => {
+		const el = event.target.closest(".row");
+		const email = el && list.rows.find((e) => e.id === el.dataset.id);
+		if (!email)
+			return;
+		selectId(email.id);
+		list.onOpen(email);
+	});
 	// Focus from the keyboard selects the first row; focus from a click
 	// must not (selecting scrolls, and the click would land elsewhere).
 	box.addEventListener("focus", () => {

@@ -338,6 +338,43 @@ const scenarios = {
 		return out;
 	},
 
+	// A click counts even when the page redraws under the pressed mouse
+	// button: another session of the same user changes something, this
+	// page hears of it and draws its list and folders again between the
+	// button going down and coming up.
+	async "click-during-redraw"() {
+		const browser = await chromium.launch(launchOptions);
+		const out = {};
+		try {
+			const page = await signedIn(browser, args.alice, args.alicePassword);
+			const other = await signedIn(browser, args.alice, args.alicePassword);
+
+			// A row: the other session reads another message, which this
+			// page then shows as read.
+			await page.hover(rowWith(args.other));
+			await page.mouse.down();
+			await other.click(rowWith(args.subject));
+			await other.waitForSelector(".message");
+			await page.waitForSelector(`${rowWith(args.subject)}:not(.is-unread)`);
+			await page.mouse.up();
+			out.rowOpened = await page.waitForSelector("#reader-subject", {timeout: 10000})
+				.then((el) => el.textContent(), () => null);
+
+			// A folder: the other session flags the message it reads.
+			await page.hover('#folder-list a:has(.folder-name:text-is("Trash"))');
+			await page.mouse.down();
+			await other.click("#act-flag");
+			await page.waitForSelector(`${rowWith(args.subject)}.flagged`);
+			await page.mouse.up();
+			out.folderOpened = await page.waitForFunction(() =>
+				document.querySelector("#list-title").textContent === "Trash", null, {timeout: 10000})
+				.then(() => true, () => false);
+		} finally {
+			await browser.close();
+		}
+		return out;
+	},
+
 	// The keyboard does everything, focus stays visible, and a phone gets
 	// one pane at a time.
 	async "keyboard-phone"() {

@@ -162,6 +162,16 @@ def test_conversation_opened_while_the_list_loads_stays_open(dijk_factory):
     assert out["moveShown"]
 
 
+def test_click_counts_when_the_page_redraws_under_the_mouse(dijk_factory):
+    d = dijk_factory("browserredraw")
+    deliver(d, "Bob Builder <bob@example.test>", ALICE, LUNCH, "Shall we meet at noon?\r\n")
+    deliver(d, "Carol <carol@remote.test>", ALICE, "Minutes", "Notes from the call.\r\n")
+    out = browse("click-during-redraw", **webmail_args(d, other="Minutes"))
+    only_session_check_errors(out)
+    assert out["rowOpened"] == "Minutes"
+    assert out["folderOpened"]
+
+
 def test_keyboard_and_phone(dijk_factory):
     d = dijk_factory("browserkeys")
     for i, subject in enumerate(["First note", "Second note", LUNCH]):
