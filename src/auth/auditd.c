@@ -31,6 +31,13 @@ struct batch {
 	size_t n;
 };
 
+/* Something to run once the entries queued before it are written. */
+struct waiter {
+	uint64_t batch; /* runs when this batch is done */
+	void (*fn)(void *);
+	void *arg;
+};
+
 static struct {
 	struct event_base *base;
 	struct pool *pool;
@@ -41,6 +48,9 @@ static struct {
 	size_t queued, queue_size;
 	bool writing; /* a batch is on the pool */
 	bool stopping;
+	uint64_t taken, done; /* batches taken to be written, and finished */
+	struct waiter *waiters;
+	size_t waiting, waiters_size;
 } auditd;
 
 static struct audit_log *thread_logs[AUDITD_MAX_THREADS];
@@ -114,14 +124,57 @@ static void write_queued(void)
 	    auditd.pool == NULL)
 		return;
 	auditd.writing = true;
+	auditd.taken++;
 	pool_submit(auditd.pool, batch_work, batch_done, batch_take());
+}
+
+/* Runs the waiters whose batch is done (all of them when all is true),
+ * in the order they came. */
+static void run_waiters(bool all)
+{
+	size_t kept = 0;
+	struct waiter *ready = xcalloc(auditd.waiting + 1, sizeof(*ready));
+	size_t n = 0;
+	for (size_t i = 0; i < auditd.waiting; i++) {
+		if (all || auditd.waiters[i].batch <= auditd.done)
+			ready[n++] = auditd.waiters[i];
+		else
+			auditd.waiters[kept++] = auditd.waiters[i];
+	}
+	auditd.waiting = kept;
+	for (size_t i = 0; i < n; i++)
+		ready[i].fn(ready[i].arg);
+	free(ready);
 }
 
 static void batch_done(void *arg)
 {
 	batch_free(arg);
 	auditd.writing = false;
+	auditd.done++;
+	run_waiters(false);
 	write_queued();
+}
+
+void auditd_after_queued(void (*fn)(void *), void *arg)
+{
+	if (auditd.pool == NULL || auditd.stopping ||
+	    (auditd.queued == 0 && !auditd.writing)) {
+		fn(arg);
+		return;
+	}
+	/* What is queued goes in the batch after the one being written (or
+	 * in the next one taken, which write_queued takes at once). */
+	uint64_t batch = auditd.taken + (auditd.queued > 0 ? 1 : 0);
+	if (auditd.waiting == auditd.waiters_size) {
+		auditd.waiters_size =
+			auditd.waiters_size == 0 ? 8 : auditd.waiters_size * 2;
+		auditd.waiters =
+			xrealloc(auditd.waiters,
+				 auditd.waiters_size * sizeof(*auditd.waiters));
+	}
+	auditd.waiters[auditd.waiting++] =
+		(struct waiter){.batch = batch, .fn = fn, .arg = arg};
 }
 
 void auditd_record(const struct store_audit_entry *e)
@@ -300,6 +353,7 @@ void auditd_start(struct event_base *base, struct pool *pool,
 	auditd.pool = pool;
 	auditd.data_dir = data_dir;
 	auditd.retention_days = retention_days;
+	auditd.stopping = false;
 	if (retention_days == 0)
 		return;
 	auditd.daily = event_new(base, -1, EV_PERSIST, daily, NULL);
@@ -314,6 +368,11 @@ void auditd_stop(void)
 		event_free(auditd.daily);
 	auditd.daily = NULL;
 	auditd.stopping = true;
+	/* Nothing more is written until the close: who waits goes on now. */
+	run_waiters(true);
+	free(auditd.waiters);
+	auditd.waiters = NULL;
+	auditd.waiting = auditd.waiters_size = 0;
 }
 
 void auditd_close(void)

@@ -33,6 +33,12 @@ void auditd_close(void);
 /* Appends a copy of e (time stamped now) on the pool. Loop thread only. */
 void auditd_record(const struct store_audit_entry *e);
 
+/* Calls fn(arg) on the loop once every entry recorded so far is written
+ * (at once when none waits, and at the latest at auditd_stop): an
+ * activity page then shows what came before it was asked for. Loop
+ * thread only. */
+void auditd_after_queued(void (*fn)(void *), void *arg);
+
 /* Takes an IPC_AUDIT_EVENT frame, checked like network input, and records
  * it. -1 when it is malformed. Loop thread only. */
 int auditd_event_frame(const struct ipc_frame *f);

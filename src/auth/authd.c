@@ -707,14 +707,16 @@ static void job_done(void *arg)
 	free(job);
 }
 
-/* The throttle's verdicts on a login (throttle.h). */
-static void job_check(void *arg)
+/* Puts a job on the pool: at once, on the throttle's yes to a login
+ * (throttle.h), or once the audit log has written what came before an
+ * activity page. */
+static void job_submit(void *arg)
 {
 	struct authd_job *job = arg;
 	pool_submit(job->conn->d->pool, job_work, job_done, job);
 }
 
-/* In a lock window even the right password fails, unchecked, with the
+/* The throttle's no: in a lock window even the right password fails, unchecked, with the
  * reply of a wrong one. */
 static void job_refuse(void *arg)
 {
@@ -867,8 +869,10 @@ static int handle_frame(struct authd_conn *c, const struct ipc_frame *f)
 	    session_guess)
 		throttle_attempt(c->d->throttle, throttle_name(job),
 				 job->remote, job);
+	else if (f->type == IPC_AUDIT_QUERY)
+		auditd_after_queued(job_submit, job);
 	else
-		pool_submit(c->d->pool, job_work, job_done, job);
+		job_submit(job);
 	return 0;
 }
 
@@ -956,7 +960,7 @@ int authd_run(const char *data_dir, int listen_fd, const struct config *config)
 	d.base = event_base_new();
 	d.pool = pool_new(d.base, AUTH_THREADS);
 	auditd_start(d.base, d.pool, d.data_dir, config->audit_retention_days);
-	d.throttle = throttle_new(d.base, config->auth_clock_scale, job_check,
+	d.throttle = throttle_new(d.base, config->auth_clock_scale, job_submit,
 				  job_refuse);
 	struct evconnlistener *l = evconnlistener_new(
 		d.base, on_accept, &d, LEV_OPT_CLOSE_ON_EXEC, -1, listen_fd);
