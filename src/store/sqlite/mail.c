@@ -455,10 +455,13 @@ static int blob_write(struct store *s, const uint8_t *data, size_t size,
 		unlinkat(s->data_fd, tmp, 0);
 		return -1;
 	}
-	/* The fan-out directories exist from store_create; one removed by
-	 * hand is made again. */
+	/* The fan-out directories exist from store_create. One that is
+	 * missing (removed by hand, or a data directory made before they
+	 * were) is made again; another process may make it at the same
+	 * moment. */
 	int r = renameat(s->data_fd, tmp, s->data_fd, final);
-	if (r != 0 && errno == ENOENT && mkdirat(s->data_fd, dir, 0770) == 0)
+	if (r != 0 && errno == ENOENT &&
+	    (mkdirat(s->data_fd, dir, 0770) == 0 || errno == EEXIST))
 		r = renameat(s->data_fd, tmp, s->data_fd, final);
 	if (r != 0) {
 		unlinkat(s->data_fd, tmp, 0);

@@ -256,8 +256,15 @@ int store_create(const char *data_dir, const char **error_r)
 {
 	char path[4096];
 	const char *subdirs[] = {"accounts", "blobs", "blobs/tmp"};
-	for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
-		snprintf(path, sizeof(path), "%s/%s", data_dir, subdirs[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(subdirs) + 256; i++) {
+		/* Then the blobs' fan-out directories, blobs/00 to blobs/ff:
+		 * a delivery need not make one. */
+		if (i < ARRAY_SIZE(subdirs))
+			snprintf(path, sizeof(path), "%s/%s", data_dir,
+				 subdirs[i]);
+		else
+			snprintf(path, sizeof(path), "%s/blobs/%02zx", data_dir,
+				 i - ARRAY_SIZE(subdirs));
 		if (make_dir(path) != 0) {
 			snprintf(create_error, sizeof(create_error), "%s: %s",
 				 path, strerror(errno));

@@ -6,6 +6,7 @@
 #include "store/store.h"
 
 #include <ftw.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -224,6 +225,69 @@ static void count_queue(const struct store_queue_info *q, void *context)
 	queued++;
 }
 
+/* Writers in threads of their own, each with its own store handle, as
+ * the workers are processes of their own. */
+#define FANOUT_WRITERS	4
+#define FANOUT_MESSAGES 150
+
+static void *fanout_writer(void *arg)
+{
+	size_t *failed = arg;
+	const char *error;
+	struct store *s = store_open(data_dir, &error);
+	CHECK(s != NULL);
+	if (s == NULL)
+		return NULL;
+	uint64_t alice;
+	CHECK(store_user_lookup(s, slice_cstr("alice@example.test"), &alice,
+				&error) == 1);
+	for (size_t i = 0; i < FANOUT_MESSAGES; i++) {
+		static const char body[] = "Subject: fan-out\r\n\r\nbody\r\n";
+		uint32_t uid;
+		struct store_delivery d = {.data = (const uint8_t *)body,
+					   .size = sizeof(body) - 1,
+					   .internal_date = 1700000000,
+					   .accounts = &alice,
+					   .account_count = 1,
+					   .sender = "sender@remote.test",
+					   .uids = &uid};
+		struct store_delivery *batch[1] = {&d};
+		if (store_deliver_batch(s, batch, 1) != 0 || d.result != 0)
+			(*failed)++;
+	}
+	store_close(&s);
+	return NULL;
+}
+
+/* store_create makes blobs/00 to blobs/ff; with them gone (a data
+ * directory from before), writers that make the same one at the same
+ * moment all store their message. */
+static void test_fanout(void)
+{
+	char path[512];
+	struct stat st;
+	size_t missing = 0;
+	for (unsigned i = 0; i < 256; i++) {
+		snprintf(path, sizeof(path), "%s/blobs/%02x", data_dir, i);
+		if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+			missing++;
+	}
+	CHECK(missing == 0);
+	for (unsigned i = 0; i < 256; i++) {
+		snprintf(path, sizeof(path), "%s/blobs/%02x", data_dir, i);
+		nftw(path, remove_entry, 4, FTW_DEPTH | FTW_PHYS);
+	}
+	pthread_t threads[FANOUT_WRITERS];
+	size_t failed[FANOUT_WRITERS] = {0};
+	for (size_t i = 0; i < FANOUT_WRITERS; i++)
+		CHECK(pthread_create(&threads[i], NULL, fanout_writer,
+				     &failed[i]) == 0);
+	for (size_t i = 0; i < FANOUT_WRITERS; i++) {
+		pthread_join(threads[i], NULL);
+		CHECK_CASE(failed[i] == 0, i, "writer");
+	}
+}
+
 int main(void)
 {
 	if (mkdtemp(data_dir) == NULL) {
@@ -240,6 +304,7 @@ int main(void)
 	test_domains_users(s);
 	test_credentials();
 	test_delivery(s);
+	test_fanout();
 	CHECK(store_queue_list(s, count_queue, NULL, &error) == 0);
 	CHECK(queued == 1);
 	CHECK(store_user_del(s, "bob@example.test", &error) == 0);
