@@ -94,9 +94,12 @@ run_pytest_dir() { # name label dijk-binary directory
 	[ "$jobs" -gt 0 ] && parallel=(-n "$jobs" --dist loadfile)
 	xml=$(mktemp --suffix=.xml)
 	echo "== $name tests ($label)"
+	# The ten slowest tests are listed after the results: where the
+	# suite's time goes.
 	DIJK_BIN=$bin $PYTHON -m pytest -q -p no:cacheprovider "${parallel[@]}" \
-		--junitxml="$xml" "$dir"
+		--durations=10 --junitxml="$xml" "$dir"
 	record_pytest "$name ($label)" "$xml" $?
+	rm -f "$xml"
 }
 
 run_integration() { # label dijk-binary

@@ -123,6 +123,23 @@ def wait_http(port, timeout=15.0, host="127.0.0.1"):
 LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "http", "https")
 
 
+# Data directories made by dijk init, domain add and user add, one per
+# kind of server, copied for each server of that kind (Dijk._initialise).
+_templates = {}
+_template_dir = None
+
+
+def _template_root():
+    global _template_dir
+    if _template_dir is None:
+        import atexit
+        import shutil
+        import tempfile
+        _template_dir = tempfile.mkdtemp(prefix="dijk-templates-")
+        atexit.register(shutil.rmtree, _template_dir, ignore_errors=True)
+    return _template_dir
+
+
 class Dijk:
     """One dijk data directory and, once started, its running server.
 
@@ -146,11 +163,7 @@ class Dijk:
         self.hostname = hostname
         self.users = dict(PASSWORDS if users is None else users)
         self.address = address
-        self.cli("init", "--hostname", hostname)
-        for d in self.domains:
-            self.cli("domain", "add", d)
-        for user, password in self.users.items():
-            self.cli("user", "add", user, "--password-stdin", input=password + "\n")
+        self._initialise()
         ports = dict(ports or {})
         unknown = set(ports) - set(LISTENERS)
         assert not unknown, f"no such listeners: {unknown}"
@@ -167,13 +180,37 @@ class Dijk:
         self.config.update(extra_config or {})
         self.write_config()
 
+    def _initialise(self):
+        """dijk init, domain add and user add into the data directory; the
+        first server of a kind in this test process makes it, the others
+        copy it (with its owners: each file keeps the user of the process
+        that uses it). Most tests start several servers, and the commands,
+        each user's Argon2id above all, took a second a server under ASan."""
+        key = (DIJK, self.hostname, tuple(self.domains), tuple(self.users.items()))
+        template = _templates.get(key)
+        if template is None:
+            template = Path(_template_root()) / str(len(_templates)) / "data"
+            template.parent.mkdir()
+            self._run_cli(template, "init", "--hostname", self.hostname)
+            for d in self.domains:
+                self._run_cli(template, "domain", "add", d)
+            for user, password in self.users.items():
+                self._run_cli(template, "user", "add", user, "--password-stdin",
+                              input=password + "\n")
+            _templates[key] = template
+        subprocess.run(["cp", "-a", f"{template}/.", str(self.data)], check=True)
+
     def write_config(self):
         text = "".join(f"{k} = {v}\n" for k, v in self.config.items())
         (self.data / "dijk.conf").write_text(text)
 
     def cli(self, *args, input=None, check=True):
+        return self._run_cli(self.data, *args, input=input, check=check)
+
+    @staticmethod
+    def _run_cli(data, *args, input=None, check=True):
         r = subprocess.run(
-            [DIJK, *args, "--data", str(self.data)],
+            [DIJK, *args, "--data", str(data)],
             input=input.encode() if isinstance(input, str) else input,
             capture_output=True,
             timeout=60,
