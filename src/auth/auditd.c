@@ -116,6 +116,14 @@ static struct batch *batch_take(void)
 	return b;
 }
 
+/* A full array of *size elements, given room for twice as many (first
+ * when it has none). */
+static void *grow(void *array, size_t *size, size_t first, size_t elem)
+{
+	*size = *size == 0 ? first : *size * 2;
+	return xrealloc(array, *size * elem);
+}
+
 static void batch_done(void *arg);
 
 static void write_queued(void)
@@ -166,13 +174,9 @@ void auditd_after_queued(void (*fn)(void *), void *arg)
 	/* What is queued goes in the batch after the one being written (or
 	 * in the next one taken, which write_queued takes at once). */
 	uint64_t batch = auditd.taken + (auditd.queued > 0 ? 1 : 0);
-	if (auditd.waiting == auditd.waiters_size) {
-		auditd.waiters_size =
-			auditd.waiters_size == 0 ? 8 : auditd.waiters_size * 2;
-		auditd.waiters =
-			xrealloc(auditd.waiters,
-				 auditd.waiters_size * sizeof(*auditd.waiters));
-	}
+	if (auditd.waiting == auditd.waiters_size)
+		auditd.waiters = grow(auditd.waiters, &auditd.waiters_size, 8,
+				      sizeof(*auditd.waiters));
 	auditd.waiters[auditd.waiting++] =
 		(struct waiter){.batch = batch, .fn = fn, .arg = arg};
 }
@@ -194,13 +198,9 @@ void auditd_record(const struct store_audit_entry *e)
 	memcpy(copy, e, sizeof(*copy));
 	copy->id = 0;
 	copy->time = (int64_t)time(NULL);
-	if (auditd.queued == auditd.queue_size) {
-		auditd.queue_size =
-			auditd.queue_size == 0 ? 64 : auditd.queue_size * 2;
-		auditd.queue =
-			xrealloc(auditd.queue,
-				 auditd.queue_size * sizeof(*auditd.queue));
-	}
+	if (auditd.queued == auditd.queue_size)
+		auditd.queue = grow(auditd.queue, &auditd.queue_size, 64,
+				    sizeof(*auditd.queue));
 	auditd.queue[auditd.queued++] = copy;
 	write_queued();
 }
