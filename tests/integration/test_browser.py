@@ -148,10 +148,16 @@ def test_read_reply_send_attach_search_move_delete(dijk_factory):
         assert (ARTIFACTS / name).stat().st_size > 1000
 
 
-def test_conversation_opened_while_the_list_loads_stays_open(dijk_factory):
-    d = dijk_factory("browserrace")
+def lunch_and_minutes(dijk_factory, name):
+    """A server whose alice has two messages that both say "noon"."""
+    d = dijk_factory(name)
     deliver(d, "Bob Builder <bob@example.test>", ALICE, LUNCH, "Shall we meet at noon?\r\n")
     deliver(d, "Carol <carol@remote.test>", ALICE, "Minutes", "Notes from the noon call.\r\n")
+    return d
+
+
+def test_conversation_opened_while_the_list_loads_stays_open(dijk_factory):
+    d = lunch_and_minutes(dijk_factory, "browserrace")
     out = browse("open-while-loading", **webmail_args(d, searchWord="noon"))
     only_session_check_errors(out)
     # The click came while the inbox's list was held back, after the search.
@@ -163,9 +169,7 @@ def test_conversation_opened_while_the_list_loads_stays_open(dijk_factory):
 
 
 def test_click_counts_when_the_page_redraws_under_the_mouse(dijk_factory):
-    d = dijk_factory("browserredraw")
-    deliver(d, "Bob Builder <bob@example.test>", ALICE, LUNCH, "Shall we meet at noon?\r\n")
-    deliver(d, "Carol <carol@remote.test>", ALICE, "Minutes", "Notes from the call.\r\n")
+    d = lunch_and_minutes(dijk_factory, "browserredraw")
     out = browse("click-during-redraw", **webmail_args(d, other="Minutes"))
     only_session_check_errors(out)
     assert out["rowOpened"] == "Minutes"
