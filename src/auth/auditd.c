@@ -137,19 +137,22 @@ static void write_queued(void)
 }
 
 /* Runs the waiters whose batch is done (all of them when all is true),
- * in the order they came. */
+ * in the order they came. Batch numbers only grow along the array, so
+ * those are its first entries. */
 static void run_waiters(bool all)
 {
-	size_t kept = 0;
-	struct waiter *ready = xcalloc(auditd.waiting + 1, sizeof(*ready));
 	size_t n = 0;
-	for (size_t i = 0; i < auditd.waiting; i++) {
-		if (all || auditd.waiters[i].batch <= auditd.done)
-			ready[n++] = auditd.waiters[i];
-		else
-			auditd.waiters[kept++] = auditd.waiters[i];
-	}
-	auditd.waiting = kept;
+	while (n < auditd.waiting &&
+	       (all || auditd.waiters[n].batch <= auditd.done))
+		n++;
+	if (n == 0)
+		return;
+	/* Taken out first: a waiter's call may add a waiter. */
+	struct waiter *ready = xmalloc(n * sizeof(*ready));
+	memcpy(ready, auditd.waiters, n * sizeof(*ready));
+	auditd.waiting -= n;
+	memmove(auditd.waiters, auditd.waiters + n,
+		auditd.waiting * sizeof(*auditd.waiters));
 	for (size_t i = 0; i < n; i++)
 		ready[i].fn(ready[i].arg);
 	free(ready);

@@ -716,8 +716,8 @@ static void job_submit(void *arg)
 	pool_submit(job->conn->d->pool, job_work, job_done, job);
 }
 
-/* The throttle's no: in a lock window even the right password fails, unchecked, with the
- * reply of a wrong one. */
+/* The throttle's no: in a lock window even the right password fails,
+ * unchecked, with the reply of a wrong one. */
 static void job_refuse(void *arg)
 {
 	struct authd_job *job = arg;

@@ -2,12 +2,15 @@
 loopback ports in a temporary data directory, and helpers to look inside
 its store through the admin CLI."""
 
+import atexit
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -132,9 +135,6 @@ _template_dir = None
 def _template_root():
     global _template_dir
     if _template_dir is None:
-        import atexit
-        import shutil
-        import tempfile
         _template_dir = tempfile.mkdtemp(prefix="dijk-templates-")
         atexit.register(shutil.rmtree, _template_dir, ignore_errors=True)
     return _template_dir

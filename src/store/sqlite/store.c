@@ -242,6 +242,10 @@ int store_normalize(struct slice in, char *out, size_t size)
 
 static char create_error[600];
 
+/* Blobs are spread over this many directories by the first two hex
+ * digits of their names (mail.c, blob_relative_path). */
+#define STORE_BLOB_FANOUT 256
+
 /* Directory and file modes of the store leave the group to the umask:
  * 077 keeps everything its owner's (admin commands, a family started by
  * an ordinary user), 007 shares it with dijk's group (privsep.h). */
@@ -256,9 +260,9 @@ int store_create(const char *data_dir, const char **error_r)
 {
 	char path[4096];
 	const char *subdirs[] = {"accounts", "blobs", "blobs/tmp"};
-	for (size_t i = 0; i < ARRAY_SIZE(subdirs) + 256; i++) {
-		/* Then the blobs' fan-out directories, blobs/00 to blobs/ff:
-		 * a delivery need not make one. */
+	/* Then the blobs' fan-out directories, blobs/00 to blobs/ff (a
+	 * blob's first two hex digits): a delivery need not make one. */
+	for (size_t i = 0; i < ARRAY_SIZE(subdirs) + STORE_BLOB_FANOUT; i++) {
 		if (i < ARRAY_SIZE(subdirs))
 			snprintf(path, sizeof(path), "%s/%s", data_dir,
 				 subdirs[i]);
